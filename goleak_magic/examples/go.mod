@@ -1,0 +1,3 @@
+module goleak_magic/examples
+
+go 1.22

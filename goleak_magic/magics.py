@@ -1,0 +1,141 @@
+"""IPython magics: argument parsing and display only; the work lives in ``Session``."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from traitlets import Float, Int, Unicode
+
+from .errors import GoleakError
+from .session import Session, session
+
+
+def _usage_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Show our errors (and argparse's) as one line, never a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(self: GoleakMagics, line: str) -> Any:
+        try:
+            return fn(self, line)
+        except GoleakError as e:
+            raise UsageError(str(e)) from None
+
+    return wrapper
+
+
+def _env_pairs(pairs: list[str] | None) -> dict[str, str]:
+    env = {}
+    for pair in pairs or []:
+        k, sep, v = pair.partition("=")
+        if not sep or not k:
+            raise GoleakError(f"--env takes KEY=VALUE, got '{pair}'.")
+        env[k] = v
+    return env
+
+
+@magics_class
+class GoleakMagics(Magics):
+    go = Unicode("", help="Path to the go command ('' = go on PATH).").tag(config=True)
+    dlv = Unicode("", help="Path to dlv ('' = $GOLEAK_DLV, PATH, .tools/bin, GOPATH/bin).").tag(
+        config=True
+    )
+    schedtrace_ms = Int(500, help="Default --schedtrace interval in ms.").tag(config=True)
+    log_lines = Int(10_000, help="stdout/stderr lines kept per target.").tag(config=True)
+    max_rows = Int(1_000_000, help="Rows kept per live table; the oldest go first.").tag(
+        config=True
+    )
+    startup_timeout = Float(15.0, help="Seconds to wait for a program's first SCHED line.").tag(
+        config=True
+    )
+    stop_timeout = Float(3.0, help="Seconds between SIGTERM and SIGKILL on --stop.").tag(
+        config=True
+    )
+
+    _SETTINGS = ("go", "dlv", "schedtrace_ms", "log_lines", "max_rows", "startup_timeout",
+                 "stop_timeout")  # fmt: skip
+
+    def __init__(self, shell: Any = None, sess: Session | None = None, **kw: Any) -> None:
+        super().__init__(shell, **kw)
+        self.session = sess or session()
+        self._push_settings()
+        self.observe(lambda _change: self._push_settings(), names=list(self._SETTINGS))
+
+    def _push_settings(self) -> None:
+        for name in self._SETTINGS:
+            setattr(self.session.settings, name, getattr(self, name))
+
+    @magic_arguments()
+    @argument("target", nargs="?", help="package dir | .go file | binary | example:NAME")
+    @argument("program_args", nargs="*", help="arguments for the program, after --")
+    @argument("--name", help="name for this target (default: from TARGET)")
+    @argument("--schedtrace", type=int, metavar="MS", help="schedtrace interval (default 500)")
+    @argument("--detail", action="store_true", help="scheddetail=1: per-state goroutine counts")
+    @argument("--ancestors", type=int, metavar="N", help="GODEBUG=tracebackancestors=N")
+    @argument("--env", action="append", metavar="K=V", help="extra environment (repeatable)")
+    @argument("--test", action="store_true", help="build the package's tests (go test -c)")
+    @argument("--cwd", help="working directory for the program")
+    @argument("--no-agent", action="store_true", help="do not add the pprof agent at build")
+    @argument("--attach", type=int, metavar="PID", help="watch a Go process already running")
+    @argument("--list", action="store_true", help="list targets")
+    @argument("--stop", metavar="N", help="stop target N (SIGTERM, then SIGKILL)")
+    @argument("--kill", metavar="N", help="SIGKILL target N")
+    @argument("--stop-all", action="store_true", help="stop every target")
+    @argument("--forget", metavar="N", help="stop target N and drop its recordings")
+    @argument("--logs", metavar="N", help="tail of target N's stdout/stderr")
+    @argument("--lines", type=int, default=40, help="how many lines --logs shows")
+    @line_magic
+    @_usage_errors
+    def golaunch(self, line: str) -> Any:
+        """Build and start a Go program with GODEBUG=schedtrace, or attach to one.
+
+        %golaunch TARGET [--name N] [--schedtrace MS] [--detail] [--ancestors N]
+                  [--env K=V ...] [--test] [--cwd DIR] [--no-agent] [-- ARGS ...]
+        %golaunch --attach PID --name N
+        %golaunch --list | --stop N | --kill N | --stop-all | --logs N
+
+        Returns the target: its ``sched`` (and ``waits`` with --detail) DataFrames grow
+        while the program runs.
+        """
+        a = parse_argstring(self.golaunch, line)
+        s = self.session
+        if a.list:
+            return s.list()
+        if a.stop:
+            return s.stop(a.stop)
+        if a.kill:
+            return s.kill(a.kill)
+        if a.stop_all:
+            s.stop_all()
+            return s.list()
+        if a.forget:
+            s.forget(a.forget)
+            return None
+        if a.logs:
+            print(s.get(a.logs).logs(a.lines))
+            return None
+        if a.attach is not None:
+            if a.target:
+                raise GoleakError("give either TARGET or --attach PID, not both.")
+            return s.attach(a.attach, name=a.name)
+        if not a.target:
+            raise GoleakError(
+                "say what to launch: %golaunch ./cmd/server, a .go file, a binary or "
+                "example:NAME (see %golaunch?)."
+            )
+        return s.launch(
+            a.target,
+            name=a.name,
+            args=a.program_args,
+            schedtrace_ms=a.schedtrace,
+            detail=a.detail,
+            ancestors=a.ancestors,
+            env=_env_pairs(a.env),
+            test=a.test,
+            cwd=a.cwd,
+            agent=not a.no_agent,
+        )

@@ -1,0 +1,187 @@
+"""``Session``: named targets and everything recorded about them.
+
+The Python API behind the magics; it works without IPython::
+
+    import goleak_magic
+    s = goleak_magic.session()
+    t = s.launch("example:leakyservice", detail=True, args=["-rate", "100"])
+    t.sched        # DataFrame, grows while the program runs
+    s.stop(t.name)
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import re
+import shutil
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from . import build as build_mod
+from .errors import GoleakError
+from .settings import Settings
+from .target import Target
+from .tools import binary_go_version, find_go
+
+_NAME_RE = re.compile(r"^[A-Za-z_][\w.-]*$")
+
+
+class Session:
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings()
+        self.targets: dict[str, Target] = {}
+        self._lock = threading.Lock()
+        self._workdir: Path | None = None
+
+    @property
+    def workdir(self) -> Path:
+        """A private (0700) directory for binaries and sockets, removed at close."""
+        if self._workdir is None:
+            self._workdir = Path(tempfile.mkdtemp(prefix="goleak_magic-"))
+        return self._workdir
+
+    # ---- naming ---------------------------------------------------------------------
+    def _claim(self, name: str | None, default: str) -> str:
+        with self._lock:
+            if name is not None:
+                if not _NAME_RE.match(name):
+                    raise GoleakError(
+                        f"'{name}' is not a usable name; use letters, digits, '_', '-' or '.'."
+                    )
+                if name in self.targets:
+                    raise GoleakError(
+                        f"a target named '{name}' already exists; pick another --name or "
+                        f"remove it with %golaunch --forget {name}."
+                    )
+                return name
+            base = re.sub(r"[^\w.-]", "_", default) or "target"
+            if base[0].isdigit():
+                base = "t" + base
+            name, i = base, 2
+            while name in self.targets:
+                name, i = f"{base}-{i}", i + 1
+            return name
+
+    def get(self, name: str) -> Target:
+        try:
+            return self.targets[name]
+        except KeyError:
+            known = ", ".join(self.targets) or "none yet"
+            raise GoleakError(
+                f"there is no target named '{name}' (known: {known}); see %golaunch --list."
+            ) from None
+
+    # ---- launch / attach ------------------------------------------------------------
+    def launch(
+        self,
+        spec: str,
+        *,
+        name: str | None = None,
+        args: Sequence[str] = (),
+        schedtrace_ms: int | None = None,
+        detail: bool = False,
+        ancestors: int | None = None,
+        env: dict[str, str] | None = None,
+        test: bool = False,
+        cwd: str | None = None,
+        agent: bool = True,
+    ) -> Target:
+        """Build (if needed) and start ``spec`` with schedtrace; returns once it runs."""
+        ms = schedtrace_ms if schedtrace_ms is not None else self.settings.schedtrace_ms
+        if ms <= 0:
+            raise GoleakError("--schedtrace takes a positive number of milliseconds, e.g. 500.")
+        if ancestors is not None and ancestors < 0:
+            raise GoleakError("--ancestors takes a number of ancestor stacks, 0 or more.")
+        if cwd is not None and not Path(cwd).is_dir():
+            raise GoleakError(f"--cwd {cwd} is not a directory; give an existing one.")
+        default = spec.removeprefix(build_mod.EXAMPLE_PREFIX)
+        default = Path(default.rstrip("/")).stem or "target"
+        claimed = self._claim(name, default)
+        go = find_go(self.settings.go)
+        built = build_mod.build(spec, self.workdir, go=go, test=test, env=env)
+        target = Target(claimed, self.settings)
+        with self._lock:
+            self.targets[claimed] = target
+        target.launch(
+            built, args, schedtrace_ms=ms, detail=detail, ancestors=ancestors, env=env, cwd=cwd
+        )
+        return target
+
+    def attach(self, pid: int, *, name: str | None = None) -> Target:
+        """Watch a Go process that is already running (for Delve and pprof sources)."""
+        try:
+            exe = os.readlink(f"/proc/{pid}/exe")
+        except FileNotFoundError:
+            raise GoleakError(
+                f"there is no process {pid}; check the pid (e.g. with pgrep)."
+            ) from None
+        except PermissionError:
+            raise GoleakError(
+                f"process {pid} belongs to another user; run the notebook as that user."
+            ) from None
+        version = binary_go_version(exe, find_go(self.settings.go))
+        if version is None:
+            raise GoleakError(f"process {pid} ({exe}) is not a Go program; attach to a Go process.")
+        claimed = self._claim(name, Path(exe).name)
+        target = Target(claimed, self.settings)
+        target.attach(pid, version, exe)
+        with self._lock:
+            self.targets[claimed] = target
+        return target
+
+    # ---- control --------------------------------------------------------------------
+    def stop(self, name: str) -> Target:
+        target = self.get(name)
+        target.stop()
+        return target
+
+    def kill(self, name: str) -> Target:
+        target = self.get(name)
+        target.stop(kill=True)
+        return target
+
+    def stop_all(self, kill: bool = False) -> None:
+        for target in list(self.targets.values()):
+            target.stop(kill=kill)
+
+    def forget(self, name: str) -> None:
+        """Stop a target and drop it with its recordings."""
+        self.get(name).stop()
+        with self._lock:
+            del self.targets[name]
+
+    def list(self) -> pd.DataFrame:
+        rows = [t.summary() for t in self.targets.values()]
+        cols = ["name", "pid", "state", "uptime_s", "exit_status"]
+        return pd.DataFrame(rows, columns=rows[0].keys() if rows else cols)
+
+    def close(self) -> None:
+        """Stop every target and remove the private work directory."""
+        self.stop_all()
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._workdir = None
+
+
+_session: Session | None = None
+
+
+def session() -> Session:
+    """The process-wide session the magics use."""
+    global _session
+    if _session is None:
+        _session = Session()
+    return _session
+
+
+def _close_at_exit() -> None:
+    if _session is not None:
+        _session.close()
+
+
+atexit.register(_close_at_exit)

@@ -1,0 +1,181 @@
+"""The table schemas: one per kind of table, shared by every module.
+
+Every table has a ``time`` column (``datetime64[ns, UTC]``, wall clock) so all of them
+join on one axis. A column name means the same thing in every table it appears in.
+
+sched       one row per ``SCHED`` line of ``GODEBUG=schedtrace``
+            time, t_ms          wall clock; runtime ms since the first schedtrace line
+            gomaxprocs .. idlethreads, runqueue   the line's own fields (missing -> <NA>)
+            local_runq          sum of the per-P local run queues
+            runq_per_p          tuple of per-P local run-queue lengths
+            with --detail (scheddetail=1), aggregated from that tick's G lines:
+            goroutines          live goroutines (every G not idle, dead or dead-extra)
+            g_runnable, g_running, g_syscall, g_waiting, g_leaked   per-state counts
+            g_other             G lines whose status is none of the above (kept, not dropped)
+waits       long table, one row per (tick, wait reason) with --detail
+            time, t_ms, wait_reason, count
+creations   one row per goroutine creation seen by %dlvtrace
+            time, seq, goid (creator), new_goid, site ("func file:line" of the go
+            statement), site_func, site_file, site_line, stack (tuple of "func file:line"),
+            stack_id (interned), runtime (True for creations by the runtime itself)
+goroutines  one row per goroutine per snapshot
+            snapshot, time, goid, status, wait_reason, wait_minutes, top, user_top,
+            created_by, created_at, parent_goid, start_func, labels, leaked, stack
+suspects    one row per creation site
+            site, alive, growth_per_min, first_seen, persisted, leaked_proven,
+            blocked_at, example_stack, score, evidence
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pandas as pd
+
+TIME = "datetime64[ns, UTC]"
+
+SCHEMAS: dict[str, dict[str, str]] = {
+    "sched": {
+        "time": TIME,
+        "t_ms": "int64",
+        "gomaxprocs": "Int64",
+        "idleprocs": "Int64",
+        "threads": "Int64",
+        "spinningthreads": "Int64",
+        "needspinning": "Int64",
+        "idlethreads": "Int64",
+        "runqueue": "Int64",
+        "local_runq": "Int64",
+        "runq_per_p": "object",
+        "goroutines": "Int64",
+        "g_runnable": "Int64",
+        "g_running": "Int64",
+        "g_syscall": "Int64",
+        "g_waiting": "Int64",
+        "g_leaked": "Int64",
+        "g_other": "Int64",
+    },
+    "waits": {
+        "time": TIME,
+        "t_ms": "int64",
+        "wait_reason": "string",
+        "count": "int64",
+    },
+    "creations": {
+        "time": TIME,
+        "seq": "int64",
+        "goid": "Int64",
+        "new_goid": "Int64",
+        "site": "string",
+        "site_func": "string",
+        "site_file": "string",
+        "site_line": "Int64",
+        "stack": "object",
+        "stack_id": "int64",
+        "runtime": "bool",
+    },
+    "goroutines": {
+        "snapshot": "int64",
+        "time": TIME,
+        "goid": "int64",
+        "status": "string",
+        "wait_reason": "string",
+        "wait_minutes": "Int64",
+        "top": "string",
+        "user_top": "string",
+        "created_by": "string",
+        "created_at": "string",
+        "parent_goid": "Int64",
+        "start_func": "string",
+        "labels": "object",
+        "leaked": "bool",
+        "stack": "object",
+    },
+    "suspects": {
+        "site": "string",
+        "alive": "int64",
+        "growth_per_min": "float64",
+        "first_seen": TIME,
+        "persisted": "int64",
+        "leaked_proven": "int64",
+        "blocked_at": "string",
+        "example_stack": "object",
+        "score": "float64",
+        "evidence": "string",
+    },
+}
+
+
+def empty(kind: str) -> pd.DataFrame:
+    """An empty DataFrame with the columns and dtypes of ``kind``."""
+    return frame(kind, [])
+
+
+def frame(kind: str, rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """Rows (dicts; missing keys become NA) as a DataFrame conforming to ``kind``."""
+    schema = SCHEMAS[kind]
+    df = pd.DataFrame.from_records(list(rows), columns=list(schema))
+    return conform(kind, df)
+
+
+def conform(kind: str, df: pd.DataFrame) -> pd.DataFrame:
+    """Cast ``df`` to the schema of ``kind`` (columns in schema order)."""
+    schema = SCHEMAS[kind]
+    out = {}
+    for col, dtype in schema.items():
+        s = df[col] if col in df else pd.Series([None] * len(df), index=df.index)
+        if dtype == TIME:
+            s = pd.to_datetime(s, utc=True)
+        elif dtype == "bool":
+            s = s.fillna(False).astype(bool)
+        elif dtype != "object":
+            s = s.astype(dtype)
+        out[col] = s
+    return pd.DataFrame(out, index=pd.RangeIndex(len(df)))
+
+
+class RowLog:
+    """A thread-safe, bounded row buffer behind one live table.
+
+    Writers (reader threads) append dicts; readers get a fresh DataFrame. The newest
+    ``maxlen`` rows are kept so a long recording stays bounded; ``dropped`` says how many
+    of the oldest were let go.
+    """
+
+    def __init__(self, kind: str, maxlen: int = 1_000_000) -> None:
+        self.kind = kind
+        self._rows: deque[Mapping[str, Any]] = deque(maxlen=maxlen)
+        self._lock = threading.Lock()
+        self.appended = 0
+        self._cache: tuple[int, pd.DataFrame] | None = None
+
+    def append(self, row: Mapping[str, Any]) -> None:
+        with self._lock:
+            self._rows.append(row)
+            self.appended += 1
+
+    def extend(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        rows = list(rows)
+        with self._lock:
+            self._rows.extend(rows)
+            self.appended += len(rows)
+
+    @property
+    def dropped(self) -> int:
+        return self.appended - len(self._rows)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def frame(self) -> pd.DataFrame:
+        with self._lock:
+            if self._cache is not None and self._cache[0] == self.appended:
+                return self._cache[1].copy()
+            rows = list(self._rows)
+            n = self.appended
+        df = frame(self.kind, rows)
+        self._cache = (n, df)
+        return df.copy()

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# One set-up path for README, CI and Binder.
+#   scripts/setup.sh          Python package + Go check + pinned Delve
+#   scripts/setup.sh --test   also what the test suite needs: Go 1.27 toolchain, Chromium
+# Delve goes into .tools/bin of this checkout; goleak_magic finds it there.
+set -euo pipefail
+
+DELVE_VERSION=v1.27.2
+GO127=go1.27.3
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+tools="$here/.tools/bin"
+py="${PYTHON:-python3}"
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+die() { echo "setup: $*" >&2; exit 1; }
+say() { echo "setup: $*" >&2; }
+
+command -v go >/dev/null 2>&1 || die "'go' is not on PATH; install Go 1.22 or newer from the Go downloads page (or your package manager) and run this again."
+gov="$(go env GOVERSION)"
+minor="$(echo "$gov" | sed -nE 's/^go1\.([0-9]+).*/\1/p')"
+[ -n "$minor" ] && [ "$minor" -ge 22 ] || die "found $gov; goleak_magic needs Go 1.22 or newer on PATH."
+say "Go: $gov"
+
+mkdir -p "$tools"
+if [ -x "$tools/dlv" ] && "$tools/dlv" version 2>/dev/null | grep -q "Version: ${DELVE_VERSION#v}"; then
+  say "Delve ${DELVE_VERSION} already in $tools"
+else
+  say "installing Delve ${DELVE_VERSION} into $tools"
+  GOBIN="$tools" GOFLAGS=-buildvcs=false go install "github.com/go-delve/delve/cmd/dlv@${DELVE_VERSION}" \
+    || die "could not install Delve ${DELVE_VERSION} with 'go install'; check that the Go module proxy is reachable."
+fi
+
+extra=""
+[ "$want_test" = 1 ] && extra="[test]"
+say "installing the Python package${extra:+ with test extras}"
+"$py" -m pip install -q -e "$here$extra" || die "pip install of goleak_magic failed (see above)."
+
+if [ "$want_test" = 1 ]; then
+  say "fetching the $GO127 toolchain (tests run on Go 1.26 and 1.27)"
+  GOTOOLCHAIN="$GO127" go version >/dev/null || die "could not fetch $GO127 through the Go module proxy."
+  if [ ! -x /usr/bin/chromium ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      say "installing Debian's chromium for the browser tests"
+      apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null \
+        || die "apt-get install chromium failed."
+    else
+      die "/usr/bin/chromium is missing; install Debian's 'chromium' package (the browser tests need it)."
+    fi
+  fi
+fi
+say "done: dlv at $tools/dlv"
