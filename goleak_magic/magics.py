@@ -139,3 +139,25 @@ class GoleakMagics(Magics):
             cwd=a.cwd,
             agent=not a.no_agent,
         )
+
+    @line_magic
+    @_usage_errors
+    def goleak(self, line: str) -> Any:
+        """Views over what was recorded.
+
+        %goleak timeline N [--live] [--html FILE]
+        %goleak suspects N [-o VAR]
+        %goleak report N [--html FILE]
+        %goleak save N FILE | %goleak load FILE
+        %goleak status
+        """
+        sub, _, rest = line.strip().partition(" ")
+        handler = getattr(self, f"_goleak_{sub}", None) if sub else None
+        if handler is None:
+            subs = sorted(n.removeprefix("_goleak_") for n in dir(self) if n.startswith("_goleak_"))
+            raise GoleakError(f"say what to show: %goleak {' | '.join(subs)} (see %goleak?).")
+        return handler(rest)
+
+    # Each %goleak subcommand is a method named _goleak_<sub>(rest: str).
+    def _goleak_status(self, rest: str) -> Any:
+        return self.session.list()
