@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import functools
+import shlex
 from collections.abc import Callable
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, magic_arguments
+from IPython.utils.process import arg_split
 from traitlets import Float, Int, Unicode
 
 from .errors import GoleakError
@@ -28,6 +30,13 @@ def _usage_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _parse_with_program_args(magic: Any, line: str) -> tuple[Any, list[str]]:
+    """Parse ``line``; everything after a bare ``--`` goes to the program untouched."""
+    tokens = arg_split(line, posix=True)
+    cut = tokens.index("--") if "--" in tokens else len(tokens)
+    return magic.parser.parse_args(tokens[:cut]), tokens[cut + 1 :]
+
+
 def _env_pairs(pairs: list[str] | None) -> dict[str, str]:
     env = {}
     for pair in pairs or []:
@@ -36,6 +45,15 @@ def _env_pairs(pairs: list[str] | None) -> dict[str, str]:
             raise GoleakError(f"--env takes KEY=VALUE, got '{pair}'.")
         env[k] = v
     return env
+
+
+def _parse_sub(method: Any, rest: str) -> Any:
+    """Parse a %goleak subcommand's arguments, shell-style, so quoted paths may hold spaces."""
+    try:
+        argv = shlex.split(rest)
+    except ValueError as e:
+        raise GoleakError(f"could not split the arguments ({e}); balance the quotes.") from None
+    return method.parser.parse_args(argv)
 
 
 @magics_class
@@ -71,7 +89,6 @@ class GoleakMagics(Magics):
 
     @magic_arguments()
     @argument("target", nargs="?", help="package dir | .go file | binary | example:NAME")
-    @argument("program_args", nargs="*", help="arguments for the program, after --")
     @argument("--name", help="name for this target (default: from TARGET)")
     @argument("--schedtrace", type=int, metavar="MS", help="schedtrace interval (default 500)")
     @argument("--detail", action="store_true", help="scheddetail=1: per-state goroutine counts")
@@ -101,7 +118,7 @@ class GoleakMagics(Magics):
         Returns the target: its ``sched`` (and ``waits`` with --detail) DataFrames grow
         while the program runs.
         """
-        a = parse_argstring(self.golaunch, line)
+        a, program_args = _parse_with_program_args(self.golaunch, line)
         s = self.session
         if a.list:
             return s.list()
@@ -130,7 +147,7 @@ class GoleakMagics(Magics):
         return s.launch(
             a.target,
             name=a.name,
-            args=a.program_args,
+            args=program_args,
             schedtrace_ms=a.schedtrace,
             detail=a.detail,
             ancestors=a.ancestors,
@@ -161,3 +178,21 @@ class GoleakMagics(Magics):
     # Each %goleak subcommand is a method named _goleak_<sub>(rest: str).
     def _goleak_status(self, rest: str) -> Any:
         return self.session.list()
+
+    @magic_arguments(name="goleak save")
+    @argument("target", help="name of the target to save")
+    @argument("file", help="recording file to write (replaced atomically if it exists)")
+    def _goleak_save(self, rest: str) -> Any:
+        """%goleak save N FILE: write every table and the metadata of target N to FILE."""
+        a = _parse_sub(self._goleak_save, rest)
+        path = self.session.save(a.target, a.file)
+        print(f"saved {a.target} to {path}")
+        return None
+
+    @magic_arguments(name="goleak load")
+    @argument("file", help="recording file written by %%goleak save")
+    @argument("--name", help="name for the loaded target (default: the saved name)")
+    def _goleak_load(self, rest: str) -> Any:
+        """%goleak load FILE [--name N]: open a recording as a target (no Go or dlv needed)."""
+        a = _parse_sub(self._goleak_load, rest)
+        return self.session.load(a.file, name=a.name)
