@@ -7,6 +7,7 @@ set -euo pipefail
 
 DELVE_VERSION=v1.27.2
 GO127=go1.27.3
+GO_TOO_OLD=go1.21.13  # the "Go too old" test runs a real old toolchain
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tools="$here/.tools/bin"
 py="${PYTHON:-python3}"
@@ -37,8 +38,10 @@ say "installing the Python package${extra:+ with test extras}"
 "$py" -m pip install -q -e "$here$extra" || die "pip install of goleak_magic failed (see above)."
 
 if [ "$want_test" = 1 ]; then
-  say "fetching the $GO127 toolchain (tests run on Go 1.26 and 1.27)"
-  GOTOOLCHAIN="$GO127" go version >/dev/null || die "could not fetch $GO127 through the Go module proxy."
+  for tc in "$GO127" "$GO_TOO_OLD"; do
+    say "fetching the $tc toolchain (tests run on Go 1.26 and 1.27, and check that older Go is refused)"
+    GOTOOLCHAIN="$tc" go version >/dev/null || die "could not fetch $tc through the Go module proxy."
+  done
   if [ ! -x /usr/bin/chromium ]; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       say "installing Debian's chromium for the browser tests"
