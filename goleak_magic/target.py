@@ -8,13 +8,15 @@ exit status, last lines and every recorded row stay.
 
 from __future__ import annotations
 
+import html
 import os
 import select
 import subprocess
+import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +68,8 @@ class Target:
         self.tables = {k: tables.RowLog(k, settings.max_rows) for k in TABLE_KINDS}
         self.suspects_frame = tables.empty("suspects")
         self.malformed_lines = 0
-        self._log: deque[tuple[float, str, str]] = deque(maxlen=settings.log_lines)
+        # One bounded buffer per stream, so a flood on one never evicts the other's tail.
+        self._log: dict[str, deque[tuple[float, str]]] = {}
         self._log_lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
         self._threads: list[threading.Thread] = []
@@ -161,10 +164,12 @@ class Target:
         # A program that fails on its flags or in init exits right after its first tick.
         self._exited.wait(self.settings.startup_grace)
         if self._exited.is_set():
-            tail = " | ".join(self.log_lines(5, stream="stderr")) or "(no stderr)"
+            # Go prints the cause first (flag error, panic message), details after.
+            lines = [ln.strip() for ln in self.log_lines(200, stream="stderr") if ln.strip()]
+            said = " | ".join(lines[:3]) + (" | …" if len(lines) > 3 else "")
             raise GoleakError(
                 f"{self.name} exited at once with {process.describe_status(self.exit_status)}; "
-                f"stderr ends: {tail} — check the program and its arguments (after --)."
+                f"stderr: {said or '(nothing)'} — check the program and its arguments (after --)."
             )
 
     # ---- attach ---------------------------------------------------------------------
@@ -195,7 +200,10 @@ class Target:
     def _append_log(self, stream: str, lines: list[str]) -> None:
         now = time.time()
         with self._log_lock:
-            self._log.extend((now, stream, ln) for ln in lines)
+            buf = self._log.get(stream)
+            if buf is None:
+                buf = self._log[stream] = deque(maxlen=self.settings.log_lines)
+            buf.extend((now, ln) for ln in lines)
 
     def _read_stdout(self) -> None:
         assert self._proc is not None and self._proc.stdout is not None
@@ -305,17 +313,38 @@ class Target:
         return self._exited.wait(timeout)
 
     # ---- views ----------------------------------------------------------------------
-    def log_lines(self, n: int = 50, stream: str | None = None) -> list[str]:
+    def _log_items(self, n: int, stream: str | None) -> list[tuple[float, str, str]]:
         with self._log_lock:
-            items = list(self._log)
-        if stream is not None:
-            items = [it for it in items if it[1] == stream]
-        return [ln for _, _, ln in items[-n:]]
+            items = [
+                (t, s, ln)
+                for s, buf in self._log.items()
+                if stream in (None, s)
+                for t, ln in list(buf)[-n:]
+            ]
+        items.sort(key=lambda it: it[0])  # stable: each stream keeps its own order
+        return items[-n:]
+
+    def log_lines(self, n: int = 50, stream: str | None = None) -> list[str]:
+        """The last ``n`` lines of ``stream`` ("stdout", "stderr"; None: all)."""
+        return [ln for _, _, ln in self._log_items(n, stream)]
 
     def logs(self, n: int = 50) -> str:
+        return "\n".join(f"{s}: {ln}" for _, s, ln in self._log_items(n, None))
+
+    # ---- recordings (store.py) ------------------------------------------------------
+    def log_records(self) -> list[tuple[float, str, str]]:
+        """Every kept line as (unix time, stream, line), oldest first."""
+        return self._log_items(sys.maxsize, None)
+
+    def restore(self, log: Iterable[tuple[float, str, str]]) -> None:
+        """Make this a loaded recording: no process behind it, its saved lines back."""
+        self.pid = None  # nothing may signal or debug a recording's long-gone pid
+        self.state = "recorded"
         with self._log_lock:
-            items = list(self._log)[-n:]
-        return "\n".join(f"{s}: {ln}" for _, s, ln in items)
+            for t, stream, line in log:
+                buf = self._log.setdefault(stream, deque(maxlen=self.settings.log_lines))
+                buf.append((t, line))
+        self._exited.set()  # alive is False; wait() returns at once
 
     @property
     def uptime(self) -> float:
@@ -344,6 +373,18 @@ class Target:
             f"<Target {self.name} pid={self.pid} {self.state}{status}, "
             f"up {s['uptime_s']}s{', ' + rows if rows else ''}>"
         )
+
+    def _repr_html_(self) -> str:
+        """What a notebook shows for ``%golaunch``'s result: status and the latest tick."""
+        s = self.summary()
+        head = html.escape(repr(self))
+        sched = self.tables["sched"]
+        if not len(sched):
+            return f"<code>{head}</code>"
+        cols = [c for c in tables.SCHEMAS["sched"] if c != "runq_per_p"]
+        tail = self.sched.tail(3)[cols].dropna(axis=1, how="all")
+        note = f"last ticks of {s['sched_rows']} (t.sched grows while it runs)"
+        return f"<code>{head}</code><br><small>{note}</small>{tail.to_html(index=False)}"
 
     @property
     def binary(self) -> Path | None:
