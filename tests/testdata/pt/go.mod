@@ -1,0 +1,3 @@
+module example.com/pt
+
+go 1.22
