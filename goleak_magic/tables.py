@@ -128,7 +128,8 @@ def conform(kind: str, df: pd.DataFrame) -> pd.DataFrame:
     for col, dtype in schema.items():
         s = df[col] if col in df else pd.Series([None] * len(df), index=df.index)
         if dtype == TIME:
-            s = pd.to_datetime(s, utc=True)
+            # pandas >= 3 infers s/ms/us units; the schema promises ns on every table.
+            s = pd.to_datetime(s, utc=True).dt.as_unit("ns")
         elif dtype == "bool":
             s = s.fillna(False).astype(bool)
         elif dtype != "object":
