@@ -179,6 +179,16 @@ class GoleakMagics(Magics):
     def _goleak_status(self, rest: str) -> Any:
         return self.session.list()
 
+    @magic_arguments(name="goleak timeline")
+    @argument("target", help="name of the target (see %%golaunch --list)")
+    @argument("--live", action="store_true", help="follow it while it runs, with a control bar")
+    @argument("--html", metavar="FILE", help="also write a standalone HTML file (works offline)")
+    def _goleak_timeline(self, rest: str) -> Any:
+        """%goleak timeline N [--live] [--html FILE]: goroutine counts, creations per site,
+        alive per site, wait reasons on one time axis; select a window to list its sites."""
+        a = _parse_sub(self._goleak_timeline, rest)
+        return self.session.timeline(a.target, live=a.live, html=a.html)
+
     @magic_arguments(name="goleak save")
     @argument("target", help="name of the target to save")
     @argument("file", help="recording file to write (replaced atomically if it exists)")

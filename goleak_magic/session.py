@@ -19,6 +19,7 @@ import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -154,6 +155,16 @@ class Session:
         self.get(name).stop()
         with self._lock:
             del self.targets[name]
+
+    # ---- views --------------------------------------------------------------------
+    def timeline(self, name: str, *, live: bool = False, html: str | Path | None = None) -> Any:
+        """The interactive timeline of target ``name`` (``goleak_magic.viz``): ``live``
+        follows it with a control bar; ``html`` also writes a standalone file."""
+        from . import viz
+
+        target = self.get(name)
+        controls = viz.Controls(stop_target=lambda: self.stop(name))
+        return viz.timeline(target, live=live, html=html, controls=controls)
 
     def list(self) -> pd.DataFrame:
         rows = [t.summary() for t in self.targets.values()]

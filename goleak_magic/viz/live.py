@@ -1,0 +1,267 @@
+"""Live mode: the same figure, fed while the target runs.
+
+A ``jupyter_bokeh.BokehModel`` shows the layout in JupyterLab. A task on the kernel's
+event loop (so every document change happens on the kernel's own thread) rebuilds the
+timeline data at a bounded rate and sends only what changed: new rows with
+``ColumnDataSource.stream``, a changed tail (the bin still filling) with ``patch``, and
+a full replacement only when earlier rows changed (re-binning, re-ranked sites).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from . import model
+from .layout import TimelineFigure, notes_html, slot_tooltips, window_args
+from .model import Recording, TimelineData, short_site
+
+if TYPE_CHECKING:
+    from ..target import Target
+
+MIN_INTERVAL_S = 1.0  # at most one update a second...
+MAX_BUSY = 0.2  # ...and never more than a fifth of the kernel's time
+MAX_PATCH = 64  # rows patched in place before a full replace is cheaper
+LIVE_MIN_BIN_MS = 100
+
+
+def delta(old: Mapping[str, Any], new: Mapping[str, Any]) -> tuple[str, Any]:
+    """How to turn source data ``old`` into ``new``.
+
+    ("same", None) | ("stream", rows) | ("patch", (patches, rows)) | ("replace", new).
+    """
+    if set(old) != set(new):
+        return "replace", new
+    n_old = len(next(iter(old.values()), ()))
+    n_new = len(next(iter(new.values()), ()))
+    if n_new < n_old:
+        return "replace", new
+    first = n_old  # first row (below n_old) that differs in any column
+    for k in new:
+        a, b = np.asarray(old[k]), np.asarray(new[k])[:n_old]
+        same = a == b
+        if a.dtype.kind == "f" and b.dtype.kind == "f":
+            same |= np.isnan(a) & np.isnan(b)
+        bad = np.flatnonzero(~np.asarray(same, bool))
+        if len(bad):
+            first = min(first, int(bad[0]))
+    rows = {k: _tail(v, n_old) for k, v in new.items()}
+    if first == n_old:
+        return ("stream", rows) if n_new > n_old else ("same", None)
+    if n_old - first > MAX_PATCH:
+        return "replace", new
+    patches = {k: [(slice(first, n_old), _tail(v, first)[: n_old - first])] for k, v in new.items()}
+    return "patch", (patches, rows)
+
+
+def _tail(v: Any, start: int) -> Any:
+    return v[start:] if isinstance(v, np.ndarray) else list(v[start:])
+
+
+def apply(fig: TimelineFigure, data: TimelineData, title: str) -> dict[str, str]:
+    """Bring ``fig`` up to ``data``; returns what was done to each source (for tests)."""
+    done = {}
+    consts = window_args(data)
+    for cb in fig.callbacks.values():
+        if any(cb.args.get(k) != v for k, v in consts.items()):
+            cb.args = {**cb.args, **consts}
+    fig.bin_ms = data.bin_ms
+    # sites before agg: the table refresh that agg's change triggers reads both
+    for name in ("sites", *[k for k in data.sources if k not in ("sites", "table", "window")]):
+        source = fig.sources[name]
+        how, payload = delta(source.data, data.sources[name])
+        done[name] = how
+        if how == "stream":
+            source.stream(payload)
+        elif how == "patch":
+            patches, rows = payload
+            source.patch(patches)
+            if len(next(iter(rows.values()))):
+                source.stream(rows)
+        elif how == "replace":
+            source.data = dict(payload)
+    for panel, items in fig.legend_items.items():
+        unit = "{0,0.0}/s" if panel == "rate" else "{0,0}"
+        prefix = "r" if panel == "rate" else "a"
+        for i, (item, label) in enumerate(zip(items, data.groups, strict=True)):
+            if item.label.get("value") != short_site(label):
+                item.label = short_site(label)
+                item.visible = bool(label)
+                fig.slot_hovers[panel][i].tooltips = slot_tooltips(label, f"{prefix}{i}", unit)
+    if fig.reasons is not None and list(fig.reasons.factors) != data.reasons[::-1]:
+        fig.reasons.factors = data.reasons[::-1]
+    if fig.heat_mapper is not None:
+        fig.heat_mapper.high = max(2.0, float(max(data.sources["heat"]["count"], default=2)))
+    text = notes_html(title, data.notes)
+    if fig.notes.text != text:
+        fig.notes.text = text
+    return done
+
+
+@dataclass
+class Controls:
+    """What the control bar's buttons do; a missing action leaves its button disabled."""
+
+    stop_target: Callable[[], Any] | None = None
+    start_trace: Callable[[], Any] | None = None
+    stop_trace: Callable[[], Any] | None = None
+    tracing: Callable[[], bool] | None = None
+    snapshot: Callable[[], Any] | None = None
+
+
+class LiveTimeline:
+    """The live figure and its control bar; display it in a notebook cell."""
+
+    def __init__(self, target: Target, controls: Controls | None = None) -> None:
+        from .layout import build
+
+        self.target = target
+        self.controls = controls or Controls()
+        self.data = self._build(0)
+        self.figure = build(self.data, self.title, live=True)
+        self.updates = 0
+        self.last_cost = 0.0
+        self.error: str | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._widget: Any = None
+
+    @property
+    def title(self) -> str:
+        return model.title_of(self.target)
+
+    def _build(self, min_bin: int) -> TimelineData:
+        rec = Recording.of(self.target)
+        return model.build(rec, min_bin_ms=max(LIVE_MIN_BIN_MS, min_bin))
+
+    def update(self) -> dict[str, str]:
+        """Rebuild from the target's tables and send the changes to the figure."""
+        t0 = time.perf_counter()
+        self.data = self._build(self.figure.bin_ms)
+        done = apply(self.figure, self.data, self.title)
+        self.updates += 1
+        self.last_cost = time.perf_counter() - t0
+        self._refresh_bar()
+        return done
+
+    @property
+    def interval(self) -> float:
+        return max(MIN_INTERVAL_S, self.last_cost / MAX_BUSY)
+
+    # ---- scheduling ---------------------------------------------------------------
+    def start(self) -> None:
+        """Update in the background on the running event loop (the kernel's)."""
+        loop = asyncio.get_running_loop()
+        if self._task is None or self._task.done():
+            self._task = loop.create_task(self._run())
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        self._refresh_bar()
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                self.update()
+            except Exception as e:  # keep the figure; say why it stopped following
+                self.error = f"live updates stopped: {e}"
+                self._refresh_bar()
+                return
+            if not self.target.alive:
+                self.update()  # the last rows after exit
+                self._refresh_bar()
+                return
+            await asyncio.sleep(self.interval)
+
+    # ---- widgets --------------------------------------------------------------------
+    def widget(self) -> Any:
+        if self._widget is None:
+            self._widget = self._make_widget()
+        return self._widget
+
+    def _make_widget(self) -> Any:
+        import ipywidgets as w
+        from jupyter_bokeh import BokehModel
+
+        c = self.controls
+        self._buttons = {
+            "stop": w.Button(
+                description="Stop target", icon="stop", disabled=c.stop_target is None
+            ),
+            "trace": w.Button(
+                description="Start trace", icon="play", disabled=c.start_trace is None
+            ),
+            "snap": w.Button(
+                description="Take snapshot", icon="camera", disabled=c.snapshot is None
+            ),
+        }
+        self._status = w.HTML()
+        self._buttons["stop"].on_click(lambda _b: self._act(c.stop_target, "stopped"))
+        self._buttons["trace"].on_click(lambda _b: self._toggle_trace())
+        self._buttons["snap"].on_click(lambda _b: self._act(c.snapshot, "snapshot taken"))
+        bar = w.HBox([*self._buttons.values(), self._status])
+        self._refresh_bar()
+        return w.VBox([bar, BokehModel(self.figure.root)])
+
+    def _toggle_trace(self) -> None:
+        c = self.controls
+        on = c.tracing is not None and c.tracing()
+        self._act(c.stop_trace if on else c.start_trace, "trace stopped" if on else "tracing")
+
+    def _act(self, fn: Callable[[], Any] | None, what: str) -> None:
+        if fn is None:
+            return
+        try:
+            fn()
+            self.error = None
+            self.update()
+        except Exception as e:  # a button must not raise into the widget machinery
+            self.error = f"{what} failed: {e}"
+        self._refresh_bar()
+
+    def status(self) -> str:
+        t = self.target
+        n = {k: len(v) for k, v in t.tables.items()}
+        every = f"every {self.interval:.1f} s" if self.running else "paused"
+        parts = [
+            f"<b>{t.name}</b> {t.state}",
+            f"{n['sched']:,} sched ticks",
+            f"{n['creations']:,} creations",
+            f"{self.data.sources['snaps']['x'].size:,} snapshots",
+            f"update {self.updates} ({every})",
+        ]
+        line = " · ".join(parts)
+        if self.error:
+            import html
+
+            line += f" · <span style='color:#C62828'>{html.escape(self.error)}</span>"
+        return line
+
+    def _refresh_bar(self) -> None:
+        if not hasattr(self, "_status"):
+            return
+        c = self.controls
+        self._status.value = self.status()
+        self._buttons["stop"].disabled = c.stop_target is None or not self.target.alive
+        tracing = c.tracing is not None and c.tracing()
+        self._buttons["trace"].description = "Stop trace" if tracing else "Start trace"
+        self._buttons["trace"].disabled = c.start_trace is None or not self.target.alive
+        self._buttons["snap"].disabled = c.snapshot is None or not self.target.alive
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget())
+        with contextlib.suppress(RuntimeError):  # no running loop: update() by hand
+            self.start()

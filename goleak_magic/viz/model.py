@@ -1,0 +1,523 @@
+"""Timeline data: a target's tables aggregated into the columns each panel draws.
+
+No bokeh here. Each panel's data is a dict of equal-length columns built from whatever
+tables exist, so the same code feeds the static figure, the exported HTML and the live
+stream. Times are float milliseconds since the epoch (bokeh's datetime unit), UTC.
+
+Creations are never shipped one by one: they are counted per (time bin, site). The rate
+panel draws those counts and the linked table sums them over a selected window, so a
+million creations cost a few thousand rows in the page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from .. import tables
+from ..analysis import growth_episodes
+
+if TYPE_CHECKING:
+    from ..target import Target
+
+TOP_SITES = 8  # coloured sites; the rest share the "other sites" colour
+MAX_BINS = 200  # creation-rate bins across the recording
+MAX_POINTS = 4000  # sched ticks drawn one by one; above this, one (the peak) per bin
+MAX_TABLE_SITES = 500  # sites the table can list one by one; the rest are summed
+NICE_MS = tuple(
+    m * u
+    for u in (1, 1_000, 60_000, 3_600_000)
+    for m in ((1, 2, 5, 10, 20, 50, 100, 200, 500) if u == 1 else (1, 2, 5, 10, 15, 30))
+) + tuple(86_400_000 * d for d in (1, 2, 7, 14, 30, 90, 365))
+# Colour-blind-safe (Okabe-Ito, then Tableau) for the top sites; grey for the rest.
+COLORS = ("#D55E00", "#0072B2", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#8C564B", "#F0E442")
+OTHER_COLOR = "#9E9E9E"
+OTHER = "other sites"
+STATES = ("waiting", "runnable", "running", "syscall", "leaked", "other")
+SCHED_LINES = ("threads", "idlethreads", "runqueue", "local_runq")
+_EPOCH = pd.Timestamp(0, tz="UTC")
+
+
+@dataclass
+class Recording:
+    """The tables one timeline is drawn from; any of them may be empty."""
+
+    sched: pd.DataFrame = field(default_factory=lambda: tables.empty("sched"))
+    waits: pd.DataFrame = field(default_factory=lambda: tables.empty("waits"))
+    creations: pd.DataFrame = field(default_factory=lambda: tables.empty("creations"))
+    goroutines: pd.DataFrame = field(default_factory=lambda: tables.empty("goroutines"))
+    suspects: pd.DataFrame = field(default_factory=lambda: tables.empty("suspects"))
+    name: str = ""
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, target: Target) -> Recording:
+        return cls(
+            sched=target.sched,
+            waits=target.waits,
+            creations=target.creations,
+            goroutines=target.goroutines,
+            suspects=target.suspects,
+            name=target.name,
+            dropped={k: log.dropped for k, log in target.tables.items() if log.dropped},
+        )
+
+
+@dataclass
+class TimelineData:
+    sources: dict[str, dict[str, Any]]
+    bin_ms: int
+    groups: list[str]  # label of each coloured slot ("" when unused), then OTHER
+    reasons: list[str]  # heatmap rows, most common first
+    notes: list[str]
+    alive_known: bool  # a snapshot exists, so "alive" means something
+    creation_source: str  # "trace", "snapshots" or "" (what the table counts)
+
+    @property
+    def has(self) -> dict[str, bool]:
+        """Which panels have something to draw."""
+        n = {k: len(next(iter(v.values()), ())) for k, v in self.sources.items()}
+        return {
+            "counts": n["counts"] > 0 or n["snaps"] > 0,
+            "sched": n["sched"] > 0,
+            "rate": n["rate"] > 0,
+            "alive": n["alive"] > 0,
+            "heat": n["heat"] > 0,
+            "table": n["agg"] > 0,
+        }
+
+
+def title_of(target: Target) -> str:
+    state = target.state
+    if target.exit_status is not None:
+        from ..process import describe_status
+
+        state += f", {describe_status(target.exit_status)}"
+    return f"goroutines of {target.name} (pid {target.pid}, {state})"
+
+
+def ms(times: pd.Series) -> np.ndarray:
+    """Wall-clock times as float ms since the epoch (NaN for NaT)."""
+    return ((pd.to_datetime(times, utc=True) - _EPOCH) / pd.Timedelta(1, "ms")).to_numpy(float)
+
+
+def choose_bin(span_ms: float, max_bins: int = MAX_BINS, at_least: int = 0) -> int:
+    """The smallest round bin width (ms) that cuts ``span_ms`` into at most ``max_bins``."""
+    for b in NICE_MS:
+        if b >= at_least and span_ms / b <= max_bins:
+            return b
+    return NICE_MS[-1]
+
+
+def describe_ms(b: float) -> str:
+    for unit, size in (("d", 86_400_000), ("h", 3_600_000), ("min", 60_000), ("s", 1_000)):
+        if b >= size:
+            return f"{b / size:.3g} {unit}"
+    return f"{b:g} ms"
+
+
+def goroutine_sites(g: pd.DataFrame) -> pd.Series:
+    """The creation site of each snapshot row, in the creations table's "func file:line" form."""
+    by = g["created_by"].fillna("")
+    at = g["created_at"].fillna("")
+    site = (by + " " + at).str.strip()
+    return site.mask(site == "", "(no creator: main or runtime)")
+
+
+def short_site(site: str) -> str:
+    """``func /long/path/file.go:12`` as ``func file.go:12`` (for legends)."""
+    func, sep, where = site.rpartition(" ")
+    return f"{func} {where.rsplit('/', 1)[-1]}" if sep and func else site
+
+
+def _mode(s: pd.Series) -> str:
+    s = s.dropna()
+    s = s[s != ""]
+    return str(s.mode().iloc[0]) if len(s) else ""
+
+
+def _stack_text(stack: Any) -> str:
+    if isinstance(stack, (tuple, list, np.ndarray)):
+        return "\n".join(str(f) for f in stack)
+    return "" if stack is None or (isinstance(stack, float) and np.isnan(stack)) else str(stack)
+
+
+def build(
+    rec: Recording, *, bin_ms: int | None = None, min_bin_ms: int = 0, top: int = TOP_SITES
+) -> TimelineData:
+    """Aggregate ``rec`` into the columns of every panel (see the module docstring).
+
+    ``bin_ms`` fixes the creation bin; else the smallest round width, at least
+    ``min_bin_ms``, that keeps the recording within MAX_BINS bins.
+    """
+    sched, creations, g = rec.sched, rec.creations, rec.goroutines
+    t_sched, t_created, t_snap = ms(sched["time"]), ms(creations["time"]), ms(g["time"])
+    all_t = np.concatenate([t_sched, t_created, t_snap])
+    all_t = all_t[~np.isnan(all_t)]
+    span = float(all_t.max() - all_t.min()) if len(all_t) else 0.0
+    b = bin_ms or choose_bin(span, at_least=min_bin_ms)
+
+    snap_ids = g["snapshot"].to_numpy()
+    last_snap = snap_ids.max() if len(snap_ids) else None
+    g_sites = goroutine_sites(g) if len(g) else pd.Series([], dtype="string")
+    last = g[snap_ids == last_snap] if last_snap is not None else g
+    sites = _site_catalogue(creations, last, g_sites[snap_ids == last_snap], rec.suspects, top)
+    code = {s: i for i, s in enumerate(sites["site"])}
+    overflow = len(sites) - 1  # the catch-all row, when the catalogue is capped
+    n_slots = top + 1
+
+    # ---- creations per (bin, site): the rate panel and the table -----------------------
+    if len(creations):
+        created_site = creations["site"].fillna("(unknown site)").to_numpy(object)
+        created_bin = np.floor(t_created / b) * b
+        live_goids = set(last["goid"].tolist())
+        is_alive = creations["new_goid"].isin(live_goids).to_numpy(bool)
+        source = "trace"
+    elif len(g):
+        # No trace: a goroutine counts as created in the snapshot where it first appears.
+        order = np.argsort(snap_ids, kind="stable")
+        first_rows = order[~pd.Series(g["goid"].to_numpy()[order]).duplicated().to_numpy()]
+        created_site = g_sites.to_numpy(object)[first_rows]
+        created_bin = np.floor(t_snap[first_rows] / b) * b
+        is_alive = np.isin(g["goid"].to_numpy()[first_rows], last["goid"].to_numpy())
+        source = "snapshots"
+    else:
+        created_site, created_bin, is_alive = np.array([], object), np.array([]), np.array([])
+        source = ""
+    site_code = np.array([code.get(s, overflow) for s in created_site], dtype=np.int64)
+    agg = (
+        pd.DataFrame({"bin": created_bin, "site": site_code, "alive": is_alive.astype(np.int64)})
+        .groupby(["bin", "site"], sort=True)["alive"]
+        .agg(created="size", alive="sum")
+        .reset_index()
+    )
+    alive_known = last_snap is not None
+    if not alive_known:
+        agg["alive"] = np.nan
+    slot_of_code = sites["slot"].to_numpy()
+
+    groups = [""] * top + [OTHER]
+    for i, s in zip(sites["slot"], sites["site"], strict=True):
+        if i < top:
+            groups[i] = s
+
+    sources = {
+        "counts": _counts(sched, t_sched, b),
+        "snaps": _snaps(g, t_snap),
+        "sched": _sched(sched, t_sched, b),
+        "rate": _rate(agg, slot_of_code, b, n_slots),
+        "alive": _alive(g, t_snap, g_sites, code, slot_of_code, overflow, n_slots),
+        "spikes": _spikes(sched, g, t_snap),
+        "agg": {
+            "bin": agg["bin"].to_numpy(float),
+            "site": agg["site"].to_numpy(np.int64),
+            "created": agg["created"].to_numpy(np.int64),
+            "alive": agg["alive"].to_numpy(float),
+        },
+        "sites": {
+            "site": sites["site"].tolist(),
+            "slot": sites["slot"].to_numpy(np.int64),
+            "color": [(*COLORS[:top], OTHER_COLOR)[min(s, top)] for s in sites["slot"]],
+            "created": sites["created"].to_numpy(np.int64),
+            "alive": sites["alive"].to_numpy(float) if alive_known else np.full(len(sites), np.nan),
+            "blocked_at": sites["blocked_at"].tolist(),
+            "wait_reason": sites["wait_reason"].tolist(),
+            "stack": sites["stack"].tolist(),
+        },
+        "table": {
+            k: [] for k in ("site", "created", "alive", "blocked_at", "wait_reason", "stack")
+        },
+        "window": {"x0": [], "x1": []},
+    }
+    heat, reasons = _heat(rec.waits, g, t_snap, b)
+    sources["heat"] = heat
+    data = TimelineData(
+        sources=sources,
+        bin_ms=b,
+        groups=groups,
+        reasons=reasons,
+        notes=[],
+        alive_known=alive_known,
+        creation_source=source,
+    )
+    data.notes = _notes(rec, data, n_created=len(creations), n_sites=len(sites), top=top)
+    return data
+
+
+def _site_catalogue(
+    creations: pd.DataFrame,
+    last: pd.DataFrame,
+    last_sites: pd.Series,
+    suspects: pd.DataFrame,
+    top: int,
+) -> pd.DataFrame:
+    """One row per creation site, most suspicious first, plus a catch-all last row.
+
+    Ranked by the suspects' score, then goroutines alive in the last snapshot, then
+    creations; the first ``top`` get a colour slot, the rest share slot ``top``.
+    """
+    created = creations["site"].fillna("(unknown site)").value_counts()
+    alive = last_sites.value_counts()
+    score = suspects.dropna(subset=["site"]).drop_duplicates("site").set_index("site")["score"]
+    names = pd.Index(created.index).union(alive.index).union(score.index)
+    cat = pd.DataFrame(
+        {
+            "created": created.reindex(names, fill_value=0),
+            "alive": alive.reindex(names, fill_value=0),
+            "score": score.reindex(names),
+        }
+    )
+    cat = cat.sort_values(["score", "alive", "created"], ascending=False, na_position="last")
+    cat = cat.rename_axis("site").reset_index()
+    if len(cat) > MAX_TABLE_SITES:
+        rest = cat.iloc[MAX_TABLE_SITES:]
+        cat = cat.iloc[:MAX_TABLE_SITES]
+        more = f"({len(rest):,} more sites)"
+        extra = {"created": rest["created"].sum(), "alive": rest["alive"].sum()}
+    else:
+        more, extra = "(more sites)", {"created": 0, "alive": 0}
+    cat = pd.concat([cat, pd.DataFrame([{"site": more, "score": np.nan, **extra}])])
+    cat = cat.reset_index(drop=True)
+    cat["slot"] = np.minimum(np.arange(len(cat)), top)
+    cat.loc[cat.index[-1], "slot"] = top
+
+    blocked = pd.DataFrame({"site": last_sites.to_numpy(object)})
+    blocked["at"] = last["user_top"].fillna(last["top"]).to_numpy(object)
+    blocked["reason"] = last["wait_reason"].to_numpy(object)
+    by_site = blocked.groupby("site")
+    blocked_at = by_site["at"].agg(_mode).to_dict() if len(blocked) else {}
+    reason = by_site["reason"].agg(_mode).to_dict() if len(blocked) else {}
+    sus = suspects.dropna(subset=["site"]).drop_duplicates("site")
+    sus_blocked = dict(zip(sus["site"], sus["blocked_at"].fillna(""), strict=True))
+    cat["blocked_at"] = [sus_blocked.get(s) or blocked_at.get(s, "") for s in cat["site"]]
+    cat["wait_reason"] = [reason.get(s, "") for s in cat["site"]]
+    cat["stack"] = _stacks(cat["site"], creations, last, last_sites, suspects)
+    return cat
+
+
+def _stacks(
+    sites: pd.Series,
+    creations: pd.DataFrame,
+    last: pd.DataFrame,
+    last_sites: pd.Series,
+    suspects: pd.DataFrame,
+) -> list[str]:
+    """Per site: its most common creation stack, and where one of its goroutines is blocked."""
+    created: dict[str, str] = {}
+    if len(creations):
+        c = creations.dropna(subset=["site"])
+        top_ids = c.groupby(["site", "stack_id"]).size().reset_index(name="n")
+        top_ids = top_ids.sort_values("n", ascending=False).drop_duplicates("site")
+        kinds = top_ids.groupby("site")["stack_id"].first()
+        stacks = c.drop_duplicates("stack_id").set_index("stack_id")["stack"]
+        distinct = c.groupby("site")["stack_id"].nunique()
+        for site, sid in kinds.items():
+            more = (
+                f" (most common of {distinct[site]} distinct stacks)" if distinct[site] > 1 else ""
+            )
+            created[site] = f"created at{more}:\n" + _indent(_stack_text(stacks.get(sid)))
+    for _, row in suspects.dropna(subset=["site"]).iterrows():
+        if row["site"] not in created and _stack_text(row["example_stack"]):
+            created[row["site"]] = "example stack:\n" + _indent(_stack_text(row["example_stack"]))
+    blocked: dict[str, str] = {}
+    if len(last):
+        ex = last.assign(_site=last_sites.to_numpy(object)).drop_duplicates("_site")
+        for _, row in ex.iterrows():
+            head = f"blocked: goroutine {row['goid']} [{row['wait_reason'] or row['status']}]"
+            frames = _stack_text(row["stack"]) or _stack_text(row["user_top"] or row["top"])
+            blocked[row["_site"]] = f"{head}\n" + _indent(frames)
+    out = []
+    for site in sites:
+        parts = [created.get(site) or f"created at:\n  {site}", blocked.get(site, "")]
+        out.append("\n".join(p for p in parts if p))
+    return out
+
+
+def _indent(text: str) -> str:
+    return "\n".join("  " + ln for ln in text.splitlines())
+
+
+def _per_bin_peak(
+    df: pd.DataFrame, x: np.ndarray, key: str, b: int
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Keep one row per bin (the one where ``key`` peaks) when there are too many to draw."""
+    if len(df) <= MAX_POINTS:
+        return df, x
+    bins = pd.Series(np.floor(x / b))
+    peak = df[key].astype(float).fillna(-1).groupby(bins.to_numpy()).idxmax().to_numpy()
+    return df.loc[peak], x[peak]
+
+
+def _counts(sched: pd.DataFrame, x: np.ndarray, b: int) -> dict[str, Any]:
+    s = sched[sched["goroutines"].notna()]
+    x = x[sched["goroutines"].notna().to_numpy()]
+    s, x = _per_bin_peak(s.reset_index(drop=True), x, "goroutines", b)
+    cols = {"x": x, "total": s["goroutines"].to_numpy(float, na_value=np.nan)}
+    for state in STATES:
+        cols[state] = s[f"g_{state}"].to_numpy(float, na_value=0.0)
+    return cols
+
+
+def _snaps(g: pd.DataFrame, x: np.ndarray) -> dict[str, Any]:
+    per = (
+        pd.DataFrame({"snapshot": g["snapshot"].to_numpy(), "x": x, "leaked": g["leaked"]})
+        .groupby("snapshot")
+        .agg(x=("x", "min"), total=("x", "size"), leaked=("leaked", "sum"))
+    )
+    return {
+        "x": per["x"].to_numpy(float),
+        "snapshot": per.index.to_numpy(np.int64),
+        "total": per["total"].to_numpy(np.int64),
+        "leaked": per["leaked"].to_numpy(np.int64),
+    }
+
+
+def _sched(sched: pd.DataFrame, x: np.ndarray, b: int) -> dict[str, Any]:
+    s, x = _per_bin_peak(sched.reset_index(drop=True), x, "threads", b)
+    return {"x": x, **{c: s[c].to_numpy(float, na_value=np.nan) for c in SCHED_LINES}}
+
+
+def _rate(agg: pd.DataFrame, slot_of_code: np.ndarray, b: int, n_slots: int) -> dict[str, Any]:
+    slot = slot_of_code[agg["site"].to_numpy(np.int64)] if len(agg) else np.array([], np.int64)
+    wide = (
+        pd.DataFrame({"bin": agg["bin"], "slot": slot, "n": agg["created"]})
+        .pivot_table(index="bin", columns="slot", values="n", aggfunc="sum", fill_value=0)
+        .reindex(columns=range(n_slots), fill_value=0)
+    )
+    per_s = 1000.0 / b
+    cols: dict[str, Any] = {
+        "x": wide.index.to_numpy(float) + b / 2,
+        "w": np.full(len(wide), b * 0.9),
+        "n": wide.sum(axis=1).to_numpy(np.int64),
+    }
+    for i in range(n_slots):
+        cols[f"r{i}"] = wide[i].to_numpy(float) * per_s
+    return cols
+
+
+def _alive(
+    g: pd.DataFrame,
+    x: np.ndarray,
+    g_sites: pd.Series,
+    code: dict[str, int],
+    slot_of_code: np.ndarray,
+    overflow: int,
+    n_slots: int,
+) -> dict[str, Any]:
+    codes = np.array([code.get(s, overflow) for s in g_sites], dtype=np.int64)
+    slot = slot_of_code[codes] if len(codes) else codes
+    wide = (
+        pd.DataFrame({"snapshot": g["snapshot"].to_numpy(), "slot": slot, "x": x})
+        .pivot_table(index="snapshot", columns="slot", values="x", aggfunc="size", fill_value=0)
+        .reindex(columns=range(n_slots), fill_value=0)
+    )
+    when = pd.Series(x).groupby(g["snapshot"].to_numpy()).min().reindex(wide.index)
+    cols: dict[str, Any] = {"x": when.to_numpy(float)}
+    for i in range(n_slots):
+        cols[f"a{i}"] = wide[i].to_numpy(float)
+    return cols
+
+
+def _spikes(sched: pd.DataFrame, g: pd.DataFrame, t_snap: np.ndarray) -> dict[str, Any]:
+    if sched["goroutines"].notna().any():
+        ep = growth_episodes(sched["time"], sched["goroutines"])
+    elif len(g):
+        per = g.groupby("snapshot").agg(time=("time", "min"), n=("goid", "size"))
+        ep = growth_episodes(per["time"], per["n"])
+    else:
+        ep = growth_episodes(pd.Series([], dtype=tables.TIME), pd.Series([], dtype="Int64"))
+    left, right = ms(ep["start"]), ms(ep["end"])
+    label = [
+        f"{k} +{r:,} goroutines ({a:,} → {p:,}) in {describe_ms(w)}"
+        for k, r, a, p, w in zip(
+            ep["kind"], ep["rise"], ep["start_count"], ep["peak_count"], right - left, strict=True
+        )
+    ]
+    return {
+        "left": left,
+        "right": right,
+        "mid": (left + right) / 2,
+        "tag": [lab if k == "climb" else "" for k, lab in zip(ep["kind"], label, strict=True)],
+        "top": ep["peak_count"].to_numpy(float),
+        "bottom": np.zeros(len(ep)),
+        "kind": ep["kind"].tolist(),
+        "per_s": ep["per_s"].to_numpy(float),
+        "label": label,
+    }
+
+
+def _heat(
+    waits: pd.DataFrame, g: pd.DataFrame, t_snap: np.ndarray, b: int
+) -> tuple[dict[str, Any], list[str]]:
+    """Goroutines per wait reason per time cell (the peak within the cell)."""
+    if len(waits):
+        x, reason, count = ms(waits["time"]), waits["wait_reason"], waits["count"]
+    elif len(g):
+        w = pd.DataFrame({"x": t_snap, "reason": g["wait_reason"].to_numpy(object)})
+        w = w[w["reason"].notna() & (w["reason"] != "")]
+        w = w.groupby(["x", "reason"]).size().reset_index(name="count")
+        x, reason, count = w["x"].to_numpy(float), w["reason"], w["count"]
+    else:
+        x, reason, count = np.array([]), pd.Series([], dtype=object), pd.Series([], dtype=int)
+    ticks = np.unique(x)
+    step = float(np.median(np.diff(ticks))) if len(ticks) > 1 else b
+    hb = next((n for n in NICE_MS if n >= max(b, step)), NICE_MS[-1])
+    cells = (
+        pd.DataFrame({"cell": np.floor(x / hb) * hb, "reason": reason.to_numpy(object), "n": count})
+        .groupby(["cell", "reason"])["n"]
+        .max()
+        .reset_index()
+    )
+    order = cells.groupby("reason")["n"].sum().sort_values(ascending=False).index.tolist()
+    return {
+        "x": cells["cell"].to_numpy(float) + hb / 2,
+        "w": np.full(len(cells), float(hb)),
+        "reason": cells["reason"].tolist(),
+        "count": cells["n"].to_numpy(float),
+    }, [str(r) for r in order]
+
+
+def _notes(
+    rec: Recording, data: TimelineData, *, n_created: int, n_sites: int, top: int
+) -> list[str]:
+    has = data.has
+    name = rec.name or "TARGET"
+    notes = []
+    if not any(has.values()):
+        notes.append("Nothing recorded yet: the panels fill in as the target runs.")
+    if not has["counts"]:
+        notes.append(
+            f"No goroutine counts: launch with --detail (per-state counts from scheddetail) "
+            f"or take snapshots with %schedsnap {name}."
+        )
+    if not has["rate"]:
+        src = (
+            " The table counts goroutines in the snapshot where they first appear."
+            if data.creation_source == "snapshots"
+            else ""
+        )
+        notes.append(f"No creation trace: %dlvtrace {name} fills 'creations per site'.{src}")
+    if not has["alive"]:
+        notes.append(
+            f"No snapshots: %schedsnap {name} fills 'alive per site' and the table's "
+            "alive and blocked-at columns."
+        )
+    if not has["heat"]:
+        notes.append("No wait reasons: launch with --detail or take snapshots to fill the heatmap.")
+    if n_created:
+        notes.append(
+            f"{n_created:,} creations are drawn as counts per {describe_ms(data.bin_ms)} bin "
+            f"and site, not one by one ({n_sites - 1:,} sites: top {min(top, n_sites - 1)} "
+            "coloured, the rest grey)."
+        )
+    if len(rec.sched) > MAX_POINTS:
+        notes.append(
+            f"{len(rec.sched):,} schedtrace ticks are drawn as the peak of each "
+            f"{describe_ms(data.bin_ms)} bin."
+        )
+    for kind, n in rec.dropped.items():
+        notes.append(f"The oldest {n:,} {kind} rows were dropped (GoleakMagics.max_rows).")
+    return notes
