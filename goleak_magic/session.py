@@ -24,6 +24,7 @@ from typing import Any
 import pandas as pd
 
 from . import build as build_mod
+from . import store
 from .errors import GoleakError
 from .settings import Settings
 from .target import Target
@@ -155,6 +156,20 @@ class Session:
         self.get(name).stop()
         with self._lock:
             del self.targets[name]
+
+    # ---- recordings -----------------------------------------------------------------
+    def save(self, name: str, path: str | Path) -> Path:
+        """Write everything recorded about target ``name`` to one file (see ``store``)."""
+        return store.save(self.get(name), path)
+
+    def load(self, path: str | Path, *, name: str | None = None) -> Target:
+        """Open a saved recording as a target (state "recorded"; no Go or dlv needed)."""
+        recording = store.read(path)  # a bad file fails before a name is taken
+        claimed = self._claim(name, recording.manifest["target"].get("name") or Path(path).stem)
+        target = store.to_target(recording, claimed, self.settings)
+        with self._lock:
+            self.targets[claimed] = target
+        return target
 
     # ---- views --------------------------------------------------------------------
     def timeline(self, name: str, *, live: bool = False, html: str | Path | None = None) -> Any:

@@ -1,0 +1,366 @@
+"""Recordings: one file that holds everything recorded about a target, re-openable anywhere.
+
+``%goleak save N FILE`` / ``Session.save`` write one; ``%goleak load FILE`` /
+``Session.load`` bring it back as a :class:`~goleak_magic.target.Target` whose state is
+``"recorded"``: every table and view (timeline, suspects, report) works on it with no
+Go, no Delve and no live process on the machine.
+
+Format (version 1)
+------------------
+A zip archive (members stored, not deflated: parquet is compressed already)::
+
+    manifest.json         what this is and where it came from (below)
+    sched.parquet         one parquet file per table, the schemas of goleak_magic.tables
+    waits.parquet
+    creations.parquet
+    goroutines.parquet
+    suspects.parquet
+    log.parquet           the target's last stdout/stderr lines: time, stream, line
+
+``manifest.json``::
+
+    format    "goleak_magic-recording"       version   1 (this module reads <= VERSION)
+    saved_at  ISO time                       goleak_magic   package version that wrote it
+    target    name, state (at save time), pid, exit_status, attached, detail, kind, spec,
+              argv (command line), env (extra environment given at launch), godebug,
+              go_version, delve_version, binary, binary_sha256, started_at, ended_at,
+              malformed_lines
+    meta      the target's JSON-safe ``meta`` entries
+    tables    {kind: {file, rows, dropped, json_columns}}
+
+Columns whose values are Python objects (``stack``, ``example_stack`` and
+``runq_per_p`` tuples, ``labels`` dicts) are stored as JSON text and come back as the
+same tuples and dicts; every other column keeps its pandas dtype through parquet. On load
+each table is cast to the current schema, so a column added later reads as missing.
+
+A save is atomic: the archive is written to a temporary file in the destination's
+directory, flushed to disk (fsync) and renamed over the destination. A save that is
+killed part way leaves the previous file (or none) at FILE, never a half-written one;
+a killed save can leave a hidden ``.FILE.*.tmp`` beside it, which is safe to delete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import importlib.metadata
+import io
+import json
+import math
+import os
+import re
+import subprocess
+import tempfile
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import pandas as pd
+
+from . import tables
+from .errors import GoleakError
+from .settings import Settings
+from .target import TABLE_KINDS, Target
+from .tools import find_dlv
+
+FORMAT = "goleak_magic-recording"
+VERSION = 1
+MANIFEST = "manifest.json"
+KINDS = (*TABLE_KINDS, "suspects")
+LOG_COLUMNS = ["time", "stream", "line"]
+
+
+# ---- object columns <-> JSON ----------------------------------------------------------
+def _json_columns(kind: str) -> list[str]:
+    return [c for c, dtype in tables.SCHEMAS[kind].items() if dtype == "object"]
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def _encode(value: Any) -> str | None:
+    if _is_missing(value):
+        return None
+    try:
+        return json.dumps(value, default=_plain, ensure_ascii=False, separators=(",", ":"))
+    except TypeError as e:
+        raise GoleakError(
+            f"a recorded value cannot be saved ({e}); report this as a goleak_magic bug."
+        ) from None
+
+
+def _plain(value: Any) -> Any:
+    """JSON for the non-JSON values that object columns hold (numpy scalars, arrays)."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _tuples(value: Any) -> Any:
+    """JSON arrays back to the tuples the schemas use, all the way down."""
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _tuples(v) for k, v in value.items()}
+    return value
+
+
+def _decode(text: Any) -> Any:
+    return None if _is_missing(text) else _tuples(json.loads(text))
+
+
+# ---- save -----------------------------------------------------------------------------
+def _iso(ts: pd.Timestamp | None) -> str | None:
+    return None if ts is None else ts.isoformat()
+
+
+def _sha256(path: str | Path | None) -> str | None:
+    if not path:
+        return None
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+    except OSError:
+        return None  # an attached process's binary may be gone or unreadable
+    return h.hexdigest()
+
+
+@functools.cache
+def _dlv_version(dlv: str) -> str | None:
+    try:
+        out = subprocess.run([dlv, "version"], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    m = re.search(r"Version:\s*(\S+)", out.stdout)
+    return m.group(1) if m else None
+
+
+def _delve_version(target: Target) -> str | None:
+    """The Delve that recorded creations (its own note, else the dlv we would use)."""
+    if target.meta.get("delve_version"):
+        return str(target.meta["delve_version"])
+    if not len(target.tables["creations"]):
+        return None
+    try:
+        return _dlv_version(find_dlv(target.settings.dlv))
+    except GoleakError:
+        return None
+
+
+def _json_safe(meta: dict[str, Any]) -> dict[str, Any]:
+    out = {}
+    for k, v in meta.items():
+        try:
+            json.dumps(v)
+        except (TypeError, ValueError):
+            continue  # live handles (clients, sockets) do not travel
+        out[k] = v
+    return out
+
+
+def manifest(target: Target, frames: dict[str, pd.DataFrame], dropped: dict[str, int]) -> dict:
+    binary = target.binary or (target.argv[0] if target.argv else None)
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "saved_at": pd.Timestamp.now(tz="UTC").isoformat(),
+        "goleak_magic": importlib.metadata.version("goleak_magic"),
+        "target": {
+            "name": target.name,
+            "state": target.state,
+            "pid": target.pid,
+            "exit_status": target.exit_status,
+            "attached": target.attached,
+            "detail": target.detail,
+            "kind": target.meta.get("kind"),
+            "spec": target.meta.get("spec"),
+            "argv": list(target.argv),
+            "env": dict(target.env),
+            "godebug": target.godebug,
+            "go_version": target.meta.get("go_version"),
+            "delve_version": _delve_version(target),
+            "binary": str(binary) if binary else None,
+            "binary_sha256": _sha256(binary),
+            "started_at": _iso(target.started_at),
+            "ended_at": _iso(target.ended_at),
+            "malformed_lines": target.malformed_lines,
+        },
+        "meta": _json_safe(target.meta),
+        "tables": {
+            kind: {
+                "file": f"{kind}.parquet",
+                "rows": len(df),
+                "dropped": dropped.get(kind, 0),
+                "json_columns": _json_columns(kind),
+            }
+            for kind, df in frames.items()
+        },
+    }
+
+
+def _log_frame(target: Target) -> pd.DataFrame:
+    df = pd.DataFrame(target.log_records(), columns=LOG_COLUMNS)
+    df["time"] = pd.to_datetime(df["time"], unit="s", utc=True)
+    return df.astype({"stream": "string", "line": "string"})
+
+
+def _parquet(df: pd.DataFrame, json_columns: list[str], out: IO[bytes]) -> None:
+    df = df.copy()
+    for col in json_columns:
+        df[col] = pd.Series([_encode(v) for v in df[col]], index=df.index, dtype="string")
+    df.to_parquet(out, index=False)
+
+
+@contextlib.contextmanager
+def _atomic(path: Path) -> Iterator[IO[bytes]]:
+    """A file that appears at ``path`` whole, or not at all."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    # The rename itself must reach the disk too, or a crash could bring back the old file.
+    dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def save(target: Target, path: str | Path) -> Path:
+    """Write everything recorded about ``target`` to ``path`` (atomically); return it."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise GoleakError(f"{path} is a directory; give a file name such as {path}/run.goleak.")
+    if not path.parent.is_dir():
+        raise GoleakError(f"the directory {path.parent} does not exist; create it or pick another.")
+    frames = {kind: target.tables[kind].frame() for kind in TABLE_KINDS}
+    frames["suspects"] = target.suspects
+    dropped = {kind: target.tables[kind].dropped for kind in TABLE_KINDS}
+    man = manifest(target, frames, dropped)
+    try:
+        with _atomic(path) as f, zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as zf:
+            zf.writestr(MANIFEST, json.dumps(man, indent=1, default=str))
+            for kind, df in frames.items():
+                with zf.open(f"{kind}.parquet", "w", force_zip64=True) as out:
+                    _parquet(df, _json_columns(kind), out)
+            with zf.open("log.parquet", "w", force_zip64=True) as out:
+                _parquet(_log_frame(target), [], out)
+    except OSError as e:
+        raise GoleakError(
+            f"could not write {path}: {e.strerror}; check the path and free space."
+        ) from None
+    return path
+
+
+# ---- load -----------------------------------------------------------------------------
+def _read_table(zf: zipfile.ZipFile, entry: dict[str, Any]) -> pd.DataFrame:
+    df = pd.read_parquet(io.BytesIO(zf.read(entry["file"])))
+    for col in entry.get("json_columns", []):
+        if col in df:
+            df[col] = pd.Series([_decode(v) for v in df[col]], index=df.index, dtype=object)
+    return df
+
+
+@dataclass
+class Recording:
+    """A recording as read from its file."""
+
+    path: Path
+    manifest: dict[str, Any]
+    frames: dict[str, pd.DataFrame]  # by kind, conformed to the current schemas
+    log: pd.DataFrame  # time, stream, line
+
+
+def read(path: str | Path) -> Recording:
+    """Read and check the recording at ``path``."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise GoleakError(f"there is no recording at {path}; check the file name.")
+    try:
+        with zipfile.ZipFile(path) as zf:
+            man = json.loads(zf.read(MANIFEST))
+            if man.get("format") != FORMAT:
+                raise GoleakError(f"{path} is not a goleak_magic recording; give one saved "
+                                  "with %goleak save.")  # fmt: skip
+            if not isinstance(man.get("version"), int) or man["version"] > VERSION:
+                raise GoleakError(
+                    f"{path} is a version {man.get('version')} recording and this goleak_magic "
+                    f"reads up to version {VERSION}; upgrade goleak_magic to open it."
+                )
+            frames = {
+                kind: tables.conform(kind, _read_table(zf, man["tables"][kind]))
+                if kind in man["tables"]
+                else tables.empty(kind)
+                for kind in KINDS
+            }
+            log = _read_table(zf, {"file": "log.parquet"})
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as e:
+        raise GoleakError(
+            f"{path} is not a readable goleak_magic recording ({type(e).__name__}: {e}); "
+            "save it again with %goleak save."
+        ) from None
+    return Recording(path.resolve(), man, frames, log)
+
+
+def _ts(text: str | None) -> pd.Timestamp | None:
+    return None if text is None else pd.Timestamp(text)
+
+
+def to_target(rec: Recording, name: str, settings: Settings) -> Target:
+    """A finished Target named ``name`` holding the recording ``rec``.
+
+    It has no process (``pid`` is None; the recorded pid is in ``meta["recorded"]``), so
+    nothing can signal or debug it by mistake; its state is ``"recorded"``.
+    """
+    man, frames, log = rec.manifest, rec.frames, rec.log
+    info = man["target"]
+    target = Target(name, settings)
+    target.exit_status = info.get("exit_status")
+    target.attached = bool(info.get("attached"))
+    target.detail = bool(info.get("detail"))
+    target.argv = list(info.get("argv") or [])
+    target.env = dict(info.get("env") or {})
+    target.godebug = info.get("godebug") or ""
+    target.started_at = _ts(info.get("started_at"))
+    # A target saved while running ends where its recording ends.
+    target.ended_at = _ts(info.get("ended_at")) or _ts(man.get("saved_at"))
+    target.malformed_lines = int(info.get("malformed_lines") or 0)
+    target.meta.update(man.get("meta") or {})
+    target.meta["recorded"] = {
+        "path": str(rec.path),
+        "saved_at": man.get("saved_at"),
+        "state": info.get("state"),
+        "pid": info.get("pid"),
+        "delve_version": info.get("delve_version"),
+        "binary_sha256": info.get("binary_sha256"),
+        "goleak_magic": man.get("goleak_magic"),
+        "version": man["version"],
+    }
+    for kind in TABLE_KINDS:
+        target.tables[kind].extend(frames[kind].to_dict("records"))
+    target.suspects_frame = frames["suspects"]
+    target.restore(
+        (t.timestamp(), str(s), str(ln))
+        for t, s, ln in zip(log["time"], log["stream"], log["line"], strict=True)
+    )
+    return target

@@ -1,0 +1,179 @@
+"""Recordings (store.py): real runs saved and loaded, object columns, bad files, magics."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from IPython.core.error import UsageError
+from IPython.testing.globalipapp import start_ipython
+
+from goleak_magic import GoleakError, store
+from goleak_magic.session import Session
+from goleak_magic.settings import Settings
+from goleak_magic.target import TABLE_KINDS, Target
+
+from .conftest import wait_for
+
+
+def _recorded_leakyservice(sess: Session) -> Target:
+    t = sess.launch("example:leakyservice", detail=True, args=["-rate", "100"])
+    wait_for(lambda: len(t.tables["sched"]) >= 5 and len(t.tables["waits"]), what="detail rows")
+    wait_for(lambda: any("goroutines=" in ln for ln in t.log_lines()), what="a stdout line")
+    sess.stop(t.name)
+    return t
+
+
+def test_real_run_round_trips(sess: Session, tmp_path: Path) -> None:
+    t = _recorded_leakyservice(sess)
+    path = sess.save(t.name, tmp_path / "run.goleak")
+
+    other = Session()
+    r = other.load(path)
+    assert r.name == t.name and r.state == "recorded" and not r.alive and r.pid is None
+    assert r.wait(0)  # nothing to wait for
+    for kind in TABLE_KINDS:
+        pd.testing.assert_frame_equal(getattr(r, kind), getattr(t, kind))
+    pd.testing.assert_frame_equal(r.suspects, t.suspects)
+    assert isinstance(r.sched.runq_per_p.iloc[0], tuple)
+    assert r.log_lines() == t.log_lines()
+    assert r.exit_status == t.exit_status and r.started_at == t.started_at
+    assert r.ended_at == t.ended_at and r.godebug == t.godebug and r.argv == t.argv
+
+    man = r.meta["recorded"]
+    assert man["state"] == "stopped" and man["pid"] == t.pid
+    assert man["binary_sha256"] == hashlib.sha256(t.binary.read_bytes()).hexdigest()
+    assert r.meta["go_version"] == t.meta["go_version"]
+    assert "scheddetail=1" in r.godebug
+    r.stop()  # a recording has nothing to stop; this must not raise or signal anything
+    other.close()
+
+
+def test_live_target_saves_what_it_has(sess: Session, tmp_path: Path) -> None:
+    t = sess.launch("example:spawn", args=["-n", "20"])
+    wait_for(lambda: len(t.tables["sched"]) >= 3, what="3 schedtrace rows")
+    path = sess.save(t.name, tmp_path / "live.goleak")
+    r = sess.load(path)
+    assert r.name == "spawn-2" and t.alive and not r.alive
+    assert r.meta["recorded"]["state"] == "running"
+    assert 3 <= len(r.sched) <= len(t.sched)
+    assert r.ended_at is not None  # a live save ends where its recording ends
+
+
+def _object_rows() -> tuple[list[dict], list[dict], list[dict]]:
+    now = pd.Timestamp.now(tz="UTC")
+    stack = ("main.handler.func1() /src/main.go:42", "net/http.(*conn).serve() /x.go:1")
+    goroutines = [
+        {"snapshot": 1, "time": now, "goid": 7, "status": "waiting", "labels": {"req": "a"},
+         "stack": stack, "leaked": True},
+        {"snapshot": 1, "time": now, "goid": 8, "status": "runnable", "labels": {},
+         "stack": ()},
+        {"snapshot": 2, "time": now, "goid": 9, "status": "waiting", "labels": None,
+         "stack": None, "top": "ünïcode ✓"},
+    ]  # fmt: skip
+    creations = [
+        {"time": now, "seq": 1, "goid": 1, "new_goid": 7, "site": stack[0], "stack": stack,
+         "stack_id": 0},
+        {"time": now, "seq": 2, "goid": 1, "stack": (), "stack_id": 1, "runtime": True},
+    ]  # fmt: skip
+    suspects = [
+        {"site": stack[0], "alive": 2, "growth_per_min": 1.5, "first_seen": now, "persisted": 2,
+         "leaked_proven": 1,
+         "example_stack": stack, "score": 0.9, "evidence": "grows"},
+    ]  # fmt: skip
+    return goroutines, creations, suspects
+
+
+def test_object_columns_round_trip(tmp_path: Path) -> None:
+    t = Target("objects", Settings())
+    goroutines, creations, suspects = _object_rows()
+    t.tables["goroutines"].extend(goroutines)
+    t.tables["creations"].extend(creations)
+    t.tables["sched"].append({"time": 0, "t_ms": 0, "runq_per_p": (3, 0, 1)})
+    t.suspects_frame = store.tables.frame("suspects", suspects)
+    path = store.save(t, tmp_path / "objects.goleak")
+    r = Session().load(path)
+    for kind in (*TABLE_KINDS, "suspects"):
+        pd.testing.assert_frame_equal(getattr(r, kind), getattr(t, kind))
+    g = r.goroutines
+    assert g["stack"].tolist() == [goroutines[0]["stack"], (), None]
+    assert g.labels.tolist() == [{"req": "a"}, {}, None]
+    assert r.sched.runq_per_p.iloc[0] == (3, 0, 1)
+    assert r.suspects.example_stack.iloc[0] == suspects[0]["example_stack"]
+
+
+def test_save_replaces_and_leaves_no_temp_files(sess: Session, tmp_path: Path) -> None:
+    t = _recorded_leakyservice(sess)
+    path = tmp_path / "run.goleak"
+    path.write_text("an older file")
+    sess.save(t.name, path)
+    sess.save(t.name, path)  # and over a recording
+    assert [p.name for p in tmp_path.iterdir()] == ["run.goleak"]
+    assert store.read(path).manifest["target"]["name"] == t.name
+
+
+def _rewrite(src: Path, dst: Path, edit_manifest: dict | None = None, drop: str = "") -> None:
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item)
+            if item.filename == drop:
+                continue
+            if item.filename == store.MANIFEST and edit_manifest:
+                data = json.dumps({**json.loads(data), **edit_manifest}).encode()
+            zout.writestr(item, data)
+
+
+def test_bad_recordings_fail_with_one_sentence(sess: Session, tmp_path: Path) -> None:
+    t = _recorded_leakyservice(sess)
+    good = sess.save(t.name, tmp_path / "good.goleak")
+    data = good.read_bytes()
+    (tmp_path / "cut.goleak").write_bytes(data[: len(data) // 2])
+    (tmp_path / "text.goleak").write_text("not a zip")
+    _rewrite(good, tmp_path / "future.goleak", {"version": store.VERSION + 1})
+    _rewrite(good, tmp_path / "other.goleak", {"format": "something-else"})
+    _rewrite(good, tmp_path / "nosched.goleak", drop="sched.parquet")
+    expect = {
+        "cut": "not a readable goleak_magic recording",
+        "text": "not a readable goleak_magic recording",
+        "future": "upgrade goleak_magic",
+        "other": "is not a goleak_magic recording",
+        "nosched": "not a readable goleak_magic recording",
+        "missing": "there is no recording",
+    }
+    before = set(sess.targets)
+    for stem, words in expect.items():
+        with pytest.raises(GoleakError, match=words):
+            sess.load(tmp_path / f"{stem}.goleak")
+    assert set(sess.targets) == before  # a failed load takes no name
+    with pytest.raises(GoleakError, match="is a directory"):
+        sess.save(t.name, tmp_path)
+    with pytest.raises(GoleakError, match="does not exist"):
+        sess.save(t.name, tmp_path / "no" / "such.goleak")
+    with pytest.raises(GoleakError, match="no target named"):
+        sess.save("nope", tmp_path / "x.goleak")
+
+
+def test_magics_save_and_load(tmp_path: Path) -> None:
+    ip = start_ipython()
+    ip.run_line_magic("load_ext", "goleak_magic")
+    s = ip.find_magic("golaunch").__self__.session
+    t = s.launch("example:spawn", name="sp", schedtrace_ms=100, args=["-n", "10"])
+    try:
+        wait_for(lambda: len(t.tables["sched"]) >= 2, what="2 schedtrace rows")
+        path = tmp_path / "with space.goleak"
+        ip.run_line_magic("goleak", f"save sp '{path}'")
+        r = ip.run_line_magic("goleak", f"load '{path}' --name sp_rec")
+        assert r is s.targets["sp_rec"] and r.state == "recorded" and len(r.sched) >= 2
+        with pytest.raises(UsageError, match="required"):
+            ip.run_line_magic("goleak", "save sp")
+        with pytest.raises(UsageError, match="already exists"):
+            ip.run_line_magic("goleak", f"load '{path}' --name sp_rec")
+        with pytest.raises(UsageError, match="balance the quotes"):
+            ip.run_line_magic("goleak", "load 'unbalanced")
+    finally:
+        s.forget("sp")
+        s.forget("sp_rec")
