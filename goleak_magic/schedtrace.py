@@ -3,17 +3,28 @@
 Feed it raw bytes as they arrive; it returns finished ``sched`` rows, ``waits`` rows and
 the lines that are not schedtrace (the program's own stderr, passed through untouched).
 
-Forms handled (FACTS.md): ``[ 0 0 ] schedticks=[ 7 8 ]`` (new) and ``[0 0]`` (old) per-P
-lists; fields that older runtimes lack (``needspinning``) become NA; ``scheddetail=1``
-summaries (no bracket list, ``gcwaiting=...``) followed by P, M and G lines, with ``nil``
-or ``-1`` for absent links. With detail, one tick's G lines (~100k for 100k goroutines)
-are aggregated into per-state and per-wait-reason counts with regex calls over whole
-chunks, never a Python loop per G line, so the parser keeps up with the runtime.
+Forms handled (all seen in tests/fixtures): ``[ 0 0 ] schedticks=[ 7 8 ]`` (Go 1.26,
+1.27) and ``[0 0]`` (Go 1.22 and older) per-P lists; fields an older runtime lacks
+(``needspinning`` before Go 1.20) become NA; ``scheddetail=1`` summaries (no per-P
+list, ``gcwaiting=...``) followed by P, M and G lines, with ``nil`` or (before Go 1.20)
+``-1`` for absent links.
+With detail, one tick's G lines (~100k for 100k goroutines) are aggregated into
+per-state and per-wait-reason counts by regex calls over whole chunks, never a Python
+loop per G line, so the parser keeps up with the runtime.
+
+The runtime prints each line in many small writes (one per field), so a program that
+writes to stderr at the same time cuts runtime lines in two, e.g.
+``SCHED 24ms: gomaxprocs=2 idleprocs=chatty 1301``; a number is always written whole.
+Hence: every line starting with ``SCHED `` ends the open tick; a SCHED line cut short is
+counted in ``malformed`` and passed through, and if its ``Nms`` survived it still makes
+a row from the fields before the cut (the rest NA). P, M and G lines must match in full;
+a cut one is counted malformed, passed through, and not counted. P/M/G lines with no
+open tick (its SCHED line was garbled, or an idle ``flush`` ended it early) are the
+runtime's, not the program's: they are counted malformed and dropped.
 """
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -44,18 +55,48 @@ STATE_COLUMN = {
     G_PREEMPTED: "g_waiting",
     G_LEAKED: "g_leaked",
 }
+# waits counts these goroutines by wait reason: per tick it sums to g_waiting + g_leaked
+BLOCKED_COLUMNS = {"g_waiting", "g_leaked"}
 DETAIL_COLUMNS = ("goroutines", *sorted(set(STATE_COLUMN.values())), "g_other")
+MAX_LINE = 1 << 20  # a longer run without a newline is handed over as a line of its own
 
-_SCHED_RE = re.compile(rb"^SCHED (\d+)ms: (.*)$")
-_KV_RE = re.compile(rb"(\w+)=(-?\d+)")
-_PLIST_RE = re.compile(rb"\[([\d ]*)\]")
-# A detail line: two spaces, P/M/G and a number, a colon. Matched with its newline.
-_DETAIL_LINE_RE = re.compile(rb"^  [PMG]\d+: [^\n]*\n", re.M)
-# G21: status=4(chan receive) m=nil lockedm=nil; the reason itself may hold parentheses
-# ("GC worker (idle)"), so the greedy group runs to the last ") m=" of the line.
-_G_RE = re.compile(rb"^  G\d+: status=(\d+)\(([^\n]*)\) m=", re.M)
-_P_RUNQ_RE = re.compile(rb"^  P\d+: [^\n]*?runqsize=(\d+)", re.M)
-_SCHED_START_RE = re.compile(rb"^SCHED ", re.M)
+# The summary, each field nested in the one before so that a line cut short still
+# yields the fields before the cut; `end` marks a complete line's last part.
+_SUMMARY_RE = re.compile(
+    rb"SCHED (?P<t_ms>\d+)(?:ms:"
+    rb"(?: gomaxprocs=(?P<gomaxprocs>-?\d+)"
+    rb"(?: idleprocs=(?P<idleprocs>-?\d+)"
+    rb"(?: threads=(?P<threads>-?\d+)"
+    rb"(?: spinningthreads=(?P<spinningthreads>-?\d+)"
+    rb"(?: needspinning=(?P<needspinning>-?\d+))?"
+    rb"(?: idlethreads=(?P<idlethreads>-?\d+)"
+    rb"(?: runqueue=(?P<runqueue>-?\d+)"
+    rb"(?P<end> \[(?P<plist>[\d ]*)\](?: schedticks=\[[\d ]*\])?"
+    rb"|(?P<detail> gcwaiting=\w+ nmidlelocked=\d+ stopwait=\d+ sysmonwait=\w+))?"
+    rb")?)?)?)?)?)?)?"
+)
+_ID = rb"(?:nil|-?\d+)"
+# One group: the "status(wait reason)" key; the reason may hold parentheses
+# ("GC worker (idle)"), so the greedy match runs to the line's last ") m=".
+_G_BODY = rb"  G\d+: status=(\d+\([^\n]*\)) m=" + _ID + rb" lockedm=" + _ID
+_P_BODY = (
+    rb"  P\d+: status=\d+ schedtick=\d+ syscalltick=\d+ m="
+    + _ID
+    + rb" runqsize=(\d+) gfreecnt=-?\d+ timerslen=\d+"
+)
+_M_BODY = (
+    rb"  M\d+: p=" + _ID + rb" curg=" + _ID + rb" mallocing=-?\d+ throwing=\d+"
+    rb" preemptoff=[^\n]* locks=-?\d+ dying=-?\d+ spinning=(?:true|false)"
+    rb" blocked=(?:true|false) lockedg=" + _ID
+)
+# Over a whole chunk: each line is preceded by "\n" (the literal prefix makes the
+# search fast) and followed by one (a lookahead, so consecutive lines all match).
+_G_LINE = re.compile(b"\n" + _G_BODY + rb"(?=\n)")
+_P_LINE = re.compile(b"\n" + _P_BODY + rb"(?=\n)")
+_M_LINE = re.compile(b"\n" + _M_BODY + rb"(?=\n)")
+_DETAIL_LINE = re.compile(b"|".join((_G_BODY, _P_BODY, _M_BODY)))
+_DETAIL_START = re.compile(rb"  [PMG]\d+:")
+_SCHED_LINE = re.compile(rb"\nSCHED [^\n]*")
 
 
 @dataclass
@@ -74,57 +115,73 @@ class Parsed:
         self.malformed += other.malformed
 
 
-def parse_summary(line: bytes) -> dict[str, Any] | None:
-    """One ``SCHED`` line as a row (without ``time``), or None if it is not one."""
-    m = _SCHED_RE.match(line.rstrip(b"\r"))
-    if not m:
-        return None
-    rest = m.group(2)
-    kv = {k.decode(): int(v) for k, v in _KV_RE.findall(rest)}
-    if "gomaxprocs" not in kv:
-        return None
-    row: dict[str, Any] = {"t_ms": int(m.group(1))}
+def _parse_summary(line: bytes) -> tuple[dict[str, Any] | None, bool, bool]:
+    """(row or None if no ``Nms`` survived, complete?, scheddetail form?)."""
+    m = _SUMMARY_RE.match(line)
+    if m is None:
+        return None, False, False
+    row: dict[str, Any] = {"t_ms": int(m["t_ms"])}
     for name in SUMMARY_FIELDS:
-        row[name] = kv.get(name)
-    plist = _PLIST_RE.search(rest)
-    if plist is not None:
-        runq = tuple(int(x) for x in plist.group(1).split())
+        v = m[name]
+        row[name] = None if v is None else int(v)
+    if m["plist"] is not None:
+        runq = tuple(int(x) for x in m["plist"].split())
         row["runq_per_p"] = runq
         row["local_runq"] = sum(runq)
-    return row
+    complete = m["end"] is not None and m.end() == len(line)
+    return row, complete, m["detail"] is not None
+
+
+def parse_summary(line: bytes) -> dict[str, Any] | None:
+    """One complete ``SCHED`` line as a row (without ``time``); None for anything else."""
+    row, complete, _ = _parse_summary(line.rstrip(b"\r\n"))
+    return row if complete else None
+
+
+def _decode(line: bytes) -> str:
+    return line.decode("utf-8", "replace")
 
 
 class SchedTraceParser:
     """Incremental parser. ``feed`` bytes in any chunking; ``flush`` at idle or EOF.
 
-    A detail tick stays pending until the next ``SCHED`` line or ``flush`` ends it,
-    because its G lines can span many reads.
+    A tick stays open until the next ``SCHED`` line or ``flush`` ends it, because its
+    detail lines can span many reads. ``lines_seen``/``bytes_seen`` count the input.
     """
 
     def __init__(self) -> None:
         self._tail = b""
         self._tick: dict[str, Any] | None = None
-        self._g: Counter[tuple[bytes, bytes]] = Counter()
+        self._detail = False  # the open tick is a scheddetail one
+        self._g: Counter[bytes] = Counter()
         self._p_runq: list[int] = []
         self.lines_seen = 0
         self.bytes_seen = 0
 
     def feed(self, data: bytes) -> Parsed:
         self.bytes_seen += len(data)
-        buf = self._tail + data
-        cut = buf.rfind(b"\n") + 1
-        self._tail = buf[cut:]
         out = Parsed()
-        if cut:
-            self._consume(buf[:cut], out)
+        cut = data.rfind(b"\n") + 1
+        if not cut:
+            self._tail += data
+            if len(self._tail) > MAX_LINE:
+                self.lines_seen += 1
+                out.other.append(_decode(self._tail))
+                self._tail = b""
+            return out
+        # One copy; regexes then work on positions in it, never on slices.
+        text = b"\n" + self._tail + data
+        self._tail = data[cut:]
+        self._consume(text, len(text) - len(self._tail) - 1, out)
         return out
 
     def flush(self) -> Parsed:
-        """End a pending tick and hand over a partial last line (idle or EOF)."""
+        """End the open tick and hand over a partial last line (idle or EOF)."""
         out = Parsed()
         if self._tail:
-            tail, self._tail = self._tail, b""
-            self._consume(tail + b"\n", out)
+            text = b"\n" + self._tail + b"\n"
+            self._tail = b""
+            self._consume(text, len(text) - 1, out)
         self._end_tick(out)
         return out
 
@@ -132,75 +189,90 @@ class SchedTraceParser:
     def pending(self) -> bool:
         return self._tick is not None or bool(self._tail)
 
-    def _consume(self, text: bytes, out: Parsed) -> None:
-        self.lines_seen += text.count(b"\n")
-        # Split at SCHED lines: each piece is one summary plus whatever follows it.
-        starts = [m.start() for m in _SCHED_START_RE.finditer(text)]
-        if not starts or starts[0] != 0:
-            starts.insert(0, 0)
-        starts.append(len(text))
-        for a, b in itertools.pairwise(starts):
-            if a != b:
-                self._segment(text[a:b], out)
+    def _consume(self, text: bytes, end: int, out: Parsed) -> None:
+        """Parse the lines of ``text[:end + 1]``: each follows a "\\n"; text[end] is the
+        last one's newline."""
+        self.lines_seen += text.count(b"\n", 1, end + 1)
+        pos = 0
+        for m in _SCHED_LINE.finditer(text, 0, end):
+            self._body(text, pos, m.start(), out)
+            self._summary(text[m.start() + 1 : m.end()], out)
+            pos = m.end()
+        self._body(text, pos, end, out)
 
-    def _segment(self, seg: bytes, out: Parsed) -> None:
-        if seg.startswith(b"SCHED "):
-            nl = seg.index(b"\n")
-            self._end_tick(out)
-            self._summary(seg[:nl], out)
-            seg = seg[nl + 1 :]
-            if not seg:
-                return
-        detail_lines = self._tick is not None and seg.startswith(b"  ")
-        if detail_lines:
-            self._g.update(_G_RE.findall(seg))
-            self._p_runq += [int(x) for x in _P_RUNQ_RE.findall(seg)]
-            rest = _DETAIL_LINE_RE.sub(b"", seg)
-        else:
-            rest = seg
-        if not rest:
+    def _body(self, text: bytes, a: int, b: int, out: Parsed) -> None:
+        """The lines between two SCHED lines: ``text[a:b]``, each line after a "\\n"."""
+        if a == b:
             return
-        lines = rest.split(b"\n")
-        if lines[-1] == b"":
-            lines.pop()
-        if lines:
-            # The program's own stderr lines can interleave with a tick's G lines; they
-            # pass through and the tick stays open until the next SCHED line or flush.
-            out.other += [ln.decode("utf-8", "replace") for ln in lines]
+        if self._tick is not None:
+            keys = _G_LINE.findall(text, a, b + 1)
+            runq = _P_LINE.findall(text, a, b + 1)
+            n_m = len(_M_LINE.findall(text, a, b + 1))
+            if keys or runq or n_m:
+                self._detail = True
+                self._g.update(keys)
+                self._p_runq += map(int, runq)
+            if len(keys) + len(runq) + n_m == text.count(b"\n", a, b):
+                return  # nothing but detail lines: the usual case
+        self._others(text[a + 1 : b].split(b"\n"), out)
+
+    def _others(self, lines: list[bytes], out: Parsed) -> None:
+        """Lines that are not all detail lines: pass the program's through, in order."""
+        in_tick = self._tick is not None
+        for line in lines:
+            if line.startswith(b"  ") and _DETAIL_START.match(line):
+                whole = _DETAIL_LINE.fullmatch(line) is not None
+                if whole and in_tick:
+                    continue  # counted by _body
+                out.malformed += 1
+                if whole:
+                    continue  # the runtime's, with no tick to count it in
+            out.other.append(_decode(line))
 
     def _summary(self, line: bytes, out: Parsed) -> None:
-        row = parse_summary(line)
-        if row is None:
+        self._end_tick(out)
+        row, complete, detail = _parse_summary(line)
+        if not complete:
             out.malformed += 1
-            out.other.append(line.decode("utf-8", "replace"))
+            out.other.append(_decode(line))
+        if row is None:
             return
-        if "runq_per_p" in row:
+        if "runq_per_p" in row:  # the plain form: nothing follows it
             out.sched.append(row)
-        else:  # scheddetail summary: its P/M/G lines follow
-            self._tick = row
+            return
+        self._tick = row
+        self._detail = detail
 
     def _end_tick(self, out: Parsed) -> None:
         tick = self._tick
         if tick is None:
             return
         self._tick = None
+        if self._detail:
+            self._aggregate(tick, out)
+        self._detail = False
+        out.sched.append(tick)
+
+    def _aggregate(self, tick: dict[str, Any], out: Parsed) -> None:
         counts = dict.fromkeys(DETAIL_COLUMNS, 0)
         reasons: Counter[str] = Counter()
-        for (status_b, reason_b), n in self._g.items():
-            status = int(status_b) & ~G_SCAN
+        for key, n in self._g.items():
+            paren = key.index(b"(")
+            status = int(key[:paren]) & ~G_SCAN
             if status in NOT_LIVE:
                 continue
+            column = STATE_COLUMN.get(status, "g_other")
             counts["goroutines"] += n
-            counts[STATE_COLUMN.get(status, "g_other")] += n
-            if status in (G_WAITING, G_LEAKED) and reason_b:
-                reasons[reason_b.decode("utf-8", "replace")] += n
+            counts[column] += n
+            if column in BLOCKED_COLUMNS:
+                reasons[_decode(key[paren + 1 : -1])] += n
         self._g.clear()
-        if self._p_runq:
-            tick["runq_per_p"] = tuple(self._p_runq)
-            tick["local_runq"] = sum(self._p_runq)
-        self._p_runq = []
+        runq, self._p_runq = self._p_runq, []
+        # A P line lost to interleaved output would shift every P after it: no list then.
+        if runq and tick["gomaxprocs"] in (None, len(runq)):
+            tick["runq_per_p"] = tuple(runq)
+            tick["local_runq"] = sum(runq)
         tick.update(counts)
-        out.sched.append(tick)
         out.waits += [
             {"t_ms": tick["t_ms"], "wait_reason": r, "count": n} for r, n in reasons.most_common()
         ]
