@@ -357,7 +357,10 @@ def to_target(rec: Recording, name: str, settings: Settings) -> Target:
         "version": man["version"],
     }
     for kind in TABLE_KINDS:
-        target.tables[kind].extend(frames[kind].to_dict("records"))
+        rows = target.tables[kind]
+        rows.extend(frames[kind].to_dict("records"))
+        # Rows the live target had already let go of stay counted as dropped.
+        rows.appended += int(man["tables"].get(kind, {}).get("dropped", 0))
     target.suspects_frame = frames["suspects"]
     target.restore(
         (t.timestamp(), str(s), str(ln))

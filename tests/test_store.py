@@ -10,8 +10,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from IPython.core.error import UsageError
-from IPython.testing.globalipapp import start_ipython
+from IPython.core.interactiveshell import InteractiveShell
 
+import goleak_magic
 from goleak_magic import GoleakError, store
 from goleak_magic.session import Session
 from goleak_magic.settings import Settings
@@ -94,6 +95,9 @@ def test_object_columns_round_trip(tmp_path: Path) -> None:
     t.tables["goroutines"].extend(goroutines)
     t.tables["creations"].extend(creations)
     t.tables["sched"].append({"time": 0, "t_ms": 0, "runq_per_p": (3, 0, 1)})
+    t.tables["waits"] = store.tables.RowLog("waits", maxlen=2)
+    t.tables["waits"].extend({"time": i, "t_ms": i, "wait_reason": "sleep", "count": 1}
+                             for i in range(5))  # fmt: skip
     t.suspects_frame = store.tables.frame("suspects", suspects)
     path = store.save(t, tmp_path / "objects.goleak")
     r = Session().load(path)
@@ -103,6 +107,7 @@ def test_object_columns_round_trip(tmp_path: Path) -> None:
     assert g["stack"].tolist() == [goroutines[0]["stack"], (), None]
     assert g.labels.tolist() == [{"req": "a"}, {}, None]
     assert r.sched.runq_per_p.iloc[0] == (3, 0, 1)
+    assert r.tables["waits"].dropped == 3  # the oldest rows were let go before the save
     assert r.suspects.example_stack.iloc[0] == suspects[0]["example_stack"]
 
 
@@ -157,23 +162,17 @@ def test_bad_recordings_fail_with_one_sentence(sess: Session, tmp_path: Path) ->
         sess.save("nope", tmp_path / "x.goleak")
 
 
-def test_magics_save_and_load(tmp_path: Path) -> None:
-    ip = start_ipython()
-    ip.run_line_magic("load_ext", "goleak_magic")
-    s = ip.find_magic("golaunch").__self__.session
-    t = s.launch("example:spawn", name="sp", schedtrace_ms=100, args=["-n", "10"])
-    try:
-        wait_for(lambda: len(t.tables["sched"]) >= 2, what="2 schedtrace rows")
-        path = tmp_path / "with space.goleak"
-        ip.run_line_magic("goleak", f"save sp '{path}'")
-        r = ip.run_line_magic("goleak", f"load '{path}' --name sp_rec")
-        assert r is s.targets["sp_rec"] and r.state == "recorded" and len(r.sched) >= 2
-        with pytest.raises(UsageError, match="required"):
-            ip.run_line_magic("goleak", "save sp")
-        with pytest.raises(UsageError, match="already exists"):
-            ip.run_line_magic("goleak", f"load '{path}' --name sp_rec")
-        with pytest.raises(UsageError, match="balance the quotes"):
-            ip.run_line_magic("goleak", "load 'unbalanced")
-    finally:
-        s.forget("sp")
-        s.forget("sp_rec")
+def test_magics_save_and_load(ip: InteractiveShell, tmp_path: Path) -> None:
+    t = ip.run_line_magic("golaunch", "example:spawn --name sp -- -n 10")
+    wait_for(lambda: len(t.tables["sched"]) >= 2, what="2 schedtrace rows")
+    path = tmp_path / "with space.goleak"
+    ip.run_line_magic("goleak", f"save sp '{path}'")
+    r = ip.run_line_magic("goleak", f"load '{path}' --name sp_rec")
+    assert r is goleak_magic.session().targets["sp_rec"]
+    assert r.state == "recorded" and len(r.sched) >= 2
+    with pytest.raises(UsageError, match="required"):
+        ip.run_line_magic("goleak", "save sp")
+    with pytest.raises(UsageError, match="already exists"):
+        ip.run_line_magic("goleak", f"load '{path}' --name sp_rec")
+    with pytest.raises(UsageError, match="balance the quotes"):
+        ip.run_line_magic("goleak", "load 'unbalanced")

@@ -31,6 +31,8 @@ RENDER = textwrap.dedent(
     ip.run_line_magic("load_ext", "goleak_magic")
     t = ip.run_line_magic("goleak", "load " + sys.argv[1])
     sched = t.sched
+    html = sys.argv[2]
+    ip.run_line_magic("goleak", f"timeline {t.name} --html {html}")
     print(json.dumps({
         "state": t.state, "alive": t.alive, "rows": {k: len(v) for k, v in t.tables.items()},
         "goroutines_max": int(sched.goroutines.max()), "status": ip.run_line_magic(
@@ -52,7 +54,7 @@ def test_recording_renders_in_another_process_without_go_or_dlv(
     env = {k: v for k, v in os.environ.items() if k not in ("GOLEAK_DLV", "GOROOT", "GOPATH")}
     env["PATH"] = str(tmp_path / "empty")
     out = subprocess.run(
-        [sys.executable, str(script), str(path)],
+        [sys.executable, str(script), str(path), str(tmp_path / "timeline.html")],
         capture_output=True,
         text=True,
         env=env,
@@ -65,6 +67,8 @@ def test_recording_renders_in_another_process_without_go_or_dlv(
     assert got["rows"]["sched"] == len(t.sched) and got["rows"]["waits"] == len(t.waits)
     assert got["goroutines_max"] == int(t.sched.goroutines.max())
     assert got["status"] == ["recorded"]
+    page = (tmp_path / "timeline.html").read_text()
+    assert "Bokeh" in page and t.name in page
 
 
 # Builds a large recording named "new" and saves it over FILE, SIGKILLing itself at a chosen
