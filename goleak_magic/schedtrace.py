@@ -17,7 +17,8 @@ writes to stderr at the same time cuts runtime lines in two, e.g.
 ``SCHED 24ms: gomaxprocs=2 idleprocs=chatty 1301``; a number is always written whole.
 Hence: every line starting with ``SCHED `` ends the open tick; a SCHED line cut short is
 counted in ``malformed`` and passed through, and if its ``Nms`` survived it still makes
-a row from the fields before the cut (the rest NA). P, M and G lines must match in full;
+a row from the fields before the cut (the rest NA), unless its ``Nms`` is earlier than
+the last row's (a line the program printed). P, M and G lines must match in full;
 a cut one is counted malformed, passed through, and not counted. P/M/G lines with no
 open tick (its SCHED line was garbled, or an idle ``flush`` ended it early) are the
 runtime's, not the program's: they are counted malformed and dropped.
@@ -155,6 +156,7 @@ class SchedTraceParser:
         self._detail = False  # the open tick is a scheddetail one
         self._g: Counter[bytes] = Counter()
         self._p_runq: list[int] = []
+        self._last_t_ms = 0
         self.lines_seen = 0
         self.bytes_seen = 0
 
@@ -232,11 +234,14 @@ class SchedTraceParser:
     def _summary(self, line: bytes, out: Parsed) -> None:
         self._end_tick(out)
         row, complete, detail = _parse_summary(line)
+        if row is not None and row["t_ms"] < self._last_t_ms:
+            row, complete = None, False  # the runtime's clock never goes back: not its line
         if not complete:
             out.malformed += 1
             out.other.append(_decode(line))
         if row is None:
             return
+        self._last_t_ms = row["t_ms"]
         if "runq_per_p" in row:  # the plain form: nothing follows it
             out.sched.append(row)
             return

@@ -3,7 +3,8 @@
 Every expectation comes from ``read_fixture``: an independent, line-by-line reading of
 the fixture with plain string methods (no code shared with the parser), which applies
 the same documented rules: a line starting with ``SCHED `` ends a tick and starts one if
-its ``Nms`` survived; a number is printed whole, so the fields before a cut are good;
+its ``Nms`` survived and is not earlier than the last row's; a number is printed whole,
+so the fields before a cut are good;
 P/M/G lines count only when whole; whole ones with no tick are dropped as malformed.
 """
 
@@ -150,6 +151,7 @@ def read_fixture(data: bytes) -> Parsed:
     """What the parser must produce for ``data`` (complete lines), read independently."""
     out = Parsed()
     tick: dict[str, Any] | None = None
+    last_t_ms = 0
 
     def close() -> None:
         if tick is None:
@@ -181,11 +183,14 @@ def read_fixture(data: bytes) -> Parsed:
             close()
             tick = None
             row, complete, kind = read_summary(line)
+            if row is not None and row["t_ms"] < last_t_ms:
+                row, complete = None, False
             if not complete:
                 out.malformed += 1
                 out.other.append(line)
             if row is None:
                 continue
+            last_t_ms = row["t_ms"]
             if kind == "plain" or "runq_per_p" in row:
                 out.sched.append(row)
                 continue
@@ -507,3 +512,14 @@ def test_a_cut_p_line_drops_that_ticks_per_p_list() -> None:
     assert "runq_per_p" not in got.sched[-1] and "local_runq" not in got.sched[-1]
     assert all(r["runq_per_p"] == (0, 0) for r in got.sched[:-1])
     assert got.malformed == 1 and len(got.other) == 2
+
+
+def test_a_sched_line_from_the_past_makes_no_row() -> None:
+    # A real SCHED line, complete or cut, seen again after later ticks: not the runtime's.
+    data = load("schedtrace_go1.26.8.txt")
+    cut = load("schedtrace_chatty_go1.26.8.txt").split(b"\n")
+    cut_line = next(ln for ln in cut if ln.startswith(b"SCHED ") and b"chatty" in ln)
+    replayed = data + data.split(b"\n")[3] + b"\n" + cut_line + b"\n"
+    got = parse([replayed])
+    assert rows(got) == rows(parse([data]))
+    assert got.malformed == 2 and got.other == [data.split(b"\n")[3].decode(), cut_line.decode()]
