@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
+from . import agent as agent_mod
 from .errors import GoleakError
-from .tools import binary_go_version, check_go
+from .tools import binary_go_version, check_go, go_version, parse_go_version
 
 EXAMPLE_PREFIX = "example:"
 COMPILER_LINES = 8
+LEAK_EXPERIMENT = "goroutineleakprofile"
 
 
 def examples_dir() -> Path:
@@ -33,6 +36,7 @@ class Built:
     source_dir: Path | None = None
     go_version: str | None = None
     build_cmd: list[str] = field(default_factory=list)
+    agent: bool = False  # the pprof agent was compiled in (see goleak_magic.agent)
 
 
 def resolve(spec: str, *, test: bool = False) -> tuple[str, Path, list[str]]:
@@ -84,8 +88,14 @@ def build(
     test: bool = False,
     overlay: Path | None = None,
     env: dict[str, str] | None = None,
+    agent: bool = False,
 ) -> Built:
-    """Build ``spec`` into ``out_dir`` (or check an existing binary)."""
+    """Build ``spec`` into ``out_dir`` (or check an existing binary).
+
+    With ``agent`` the pprof agent is added to the package through ``-overlay`` (the
+    source tree is not written to), and a Go 1.26 build gets
+    ``GOEXPERIMENT=goroutineleakprofile`` so the leak profile exists.
+    """
     kind, where, pkg = resolve(spec, test=test)
     if kind == "binary":
         version = binary_go_version(where, go)
@@ -100,12 +110,13 @@ def build(
     binary = out_dir / f"{name or 'main'}-{len(list(out_dir.iterdir()))}"
     cmd = [go, "test", "-c"] if kind == "test" else [go, "build"]
     cmd += ["-o", str(binary)]
+    build_env = {**os.environ, **(env or {})}
+    if agent:
+        overlay, pkg = _add_agent(go, kind, where, pkg, out_dir, overlay, build_env)
     if overlay is not None:
         cmd.append(f"-overlay={overlay}")
     cmd += pkg
-    proc = subprocess.run(
-        cmd, cwd=where, capture_output=True, text=True, env={**os.environ, **(env or {})}
-    )
+    proc = subprocess.run(cmd, cwd=where, capture_output=True, text=True, env=build_env)
     if proc.returncode != 0:
         lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and not ln.startswith("#")]
         more = len(lines) - COMPILER_LINES
@@ -115,4 +126,46 @@ def build(
             + (f" (+{more} more lines)" if more > 0 else "")
             + " — fix it and run %golaunch again."
         )
-    return Built(binary, kind, spec, where, go_ver, cmd)
+    return Built(binary, kind, spec, where, go_ver, cmd, agent=agent)
+
+
+def _add_agent(
+    go: str,
+    kind: str,
+    where: Path,
+    pkg: list[str],
+    out_dir: Path,
+    overlay: Path | None,
+    build_env: dict[str, str],
+) -> tuple[Path, list[str]]:
+    """The overlay (merged with the caller's) and package args that compile the agent in."""
+    package = _package_name(go, where, build_env) if kind == "test" else "main"
+    pkg_dir = (where / pkg[0]).resolve() if kind == "example" else where
+    spec, name = agent_mod.overlay(pkg_dir, out_dir, package)
+    if overlay is not None:
+        merged = json.loads(overlay.read_text())
+        merged.setdefault("Replace", {}).update(json.loads(spec.read_text())["Replace"])
+        spec.write_text(json.dumps(merged))
+    if kind == "file":  # a file-list build compiles only the files it names
+        pkg = [*pkg, name]
+    version = parse_go_version(go_version(go, build_env.get("GOTOOLCHAIN", "")))
+    if version is not None and version[0] == 26:  # built in from Go 1.27
+        experiments = [e for e in build_env.get("GOEXPERIMENT", "").split(",") if e]
+        if LEAK_EXPERIMENT not in experiments:
+            build_env["GOEXPERIMENT"] = ",".join([*experiments, LEAK_EXPERIMENT])
+    return spec, pkg
+
+
+def _package_name(go: str, where: Path, build_env: dict[str, str]) -> str:
+    proc = subprocess.run(
+        [go, "list", "-f", "{{.Name}}", "."],
+        cwd=where,
+        capture_output=True,
+        text=True,
+        env=build_env,
+    )
+    name = proc.stdout.strip()
+    if proc.returncode != 0 or not name:
+        first = (proc.stderr.strip().splitlines() or ["no output"])[0]
+        raise GoleakError(f"go list in {where} failed: {first} — fix the package and retry.")
+    return name

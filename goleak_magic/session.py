@@ -23,6 +23,7 @@ from typing import Any
 
 import pandas as pd
 
+from . import agent as agent_mod
 from . import build as build_mod
 from . import store
 from .errors import GoleakError
@@ -105,10 +106,16 @@ class Session:
         default = Path(default.rstrip("/")).stem or "target"
         claimed = self._claim(name, default)
         go = find_go(self.settings.go)
-        built = build_mod.build(spec, self.workdir, go=go, test=test, env=env)
+        built = build_mod.build(spec, self.workdir, go=go, test=test, env=env, agent=agent)
         target = Target(claimed, self.settings)
         with self._lock:
             self.targets[claimed] = target
+        if built.agent:
+            # A unix socket path must fit in 108 bytes; a forgotten namesake's socket goes.
+            sock = self.workdir / f"agent-{claimed[:48]}.sock"
+            sock.unlink(missing_ok=True)
+            env = {**(env or {}), agent_mod.ENV: str(sock)}
+            target.meta["agent_socket"] = str(sock)
         target.launch(
             built, args, schedtrace_ms=ms, detail=detail, ancestors=ancestors, env=env, cwd=cwd
         )

@@ -18,9 +18,16 @@ creations   one row per goroutine creation seen by %dlvtrace
             time, seq, goid (creator), new_goid, site ("func file:line" of the go
             statement), site_func, site_file, site_line, stack (tuple of "func file:line"),
             stack_id (interned), runtime (True for creations by the runtime itself)
-goroutines  one row per goroutine per snapshot
-            snapshot, time, goid, status, wait_reason, wait_minutes, top, user_top,
-            created_by, created_at, parent_goid, start_func, labels, leaked, stack
+goroutines  one row per goroutine per snapshot (the goleak_magic agent's own left out)
+            snapshot (its number, per target), time (when taken), source (agent, pprof,
+            delve), goid, status (running, runnable, waiting, syscall, leaked, ...),
+            wait_reason ("chan send", ...), wait_minutes (blocked this long; NA under a
+            minute or unknown), locked (locked to its thread), top ("func file:line" of
+            the innermost frame), user_top (innermost frame outside GOROOT), created_by
+            (the function with the go statement), created_at ("file:line" of that go
+            statement), parent_goid, start_func, labels (pprof labels dict, when the dump
+            shows them), leaked (the GC proved it can never wake up: Go 1.26+),
+            stack (tuple of "func file:line", with --stacks)
 suspects    one row per creation site
             site, alive, growth_per_min, first_seen, persisted, leaked_proven,
             blocked_at, example_stack, score, evidence
@@ -80,10 +87,12 @@ SCHEMAS: dict[str, dict[str, str]] = {
     "goroutines": {
         "snapshot": "int64",
         "time": TIME,
+        "source": "string",
         "goid": "int64",
         "status": "string",
         "wait_reason": "string",
         "wait_minutes": "Int64",
+        "locked": "bool",
         "top": "string",
         "user_top": "string",
         "created_by": "string",

@@ -1,0 +1,77 @@
+"""The pprof agent: a Go file added to the program's package at build time.
+
+``overlay()`` writes a ``go build -overlay`` file that makes the agent appear in the
+package directory without writing there; ``ENV`` is the variable that tells the running
+program which unix socket to serve on. ``AgentClient`` talks HTTP to that socket.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+ENV = "GOLEAK_MAGIC_AGENT"
+LABEL = ("goleak_magic", "agent")  # the pprof label on the agent's own goroutines
+SOURCE_NAME = "goleak_magic_agent.go"
+# The file name the build sees; frames in a file named so are the agent's.
+FILE_STEM = "zz_goleak_magic_agent"
+
+
+def source(package: str = "main") -> str:
+    """The agent's Go source, for a package named ``package``."""
+    text = (resources.files(__name__) / SOURCE_NAME).read_text()
+    return text.replace("\npackage main\n", f"\npackage {package}\n", 1)
+
+
+def overlay(pkg_dir: Path, out_dir: Path, package: str = "main") -> tuple[Path, str]:
+    """Write the agent and an overlay that places it in ``pkg_dir``.
+
+    Returns (overlay JSON path, the file name the build sees in ``pkg_dir``). The name
+    is one that does not exist there, so no user file is shadowed.
+    """
+    name, i = f"{FILE_STEM}.go", 2
+    while (pkg_dir / name).exists():
+        name, i = f"{FILE_STEM}{i}.go", i + 1
+    backing = out_dir / f"agent-{package}.go"
+    backing.write_text(source(package))
+    spec = out_dir / f"overlay-{abs(hash(str(pkg_dir)))}.json"
+    spec.write_text(json.dumps({"Replace": {str(pkg_dir / name): str(backing)}}))
+    return spec, name
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self._path)
+        except OSError:
+            sock.close()
+            raise
+        self.sock = sock
+
+
+class AgentClient:
+    """HTTP over the agent's unix socket."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+
+    def open(self, url_path: str, timeout: float) -> http.client.HTTPResponse:
+        """GET ``url_path``; the caller reads (streams) and closes the response."""
+        conn = _UnixConnection(self.path, timeout)
+        conn.request("GET", url_path)
+        return conn.getresponse()
+
+    def info(self, timeout: float = 5.0) -> dict[str, Any]:
+        resp = self.open("/", timeout)
+        with resp:
+            return json.loads(resp.read())

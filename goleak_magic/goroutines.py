@@ -1,0 +1,393 @@
+"""Parsers for goroutine dumps into the ``goroutines`` table schema (see ``tables``).
+
+``DumpParser`` reads ``goroutine?debug=2`` text (what a panic prints; also what
+``goroutineleak?debug=2`` returns, with ``(leaked)`` on the goroutines the GC proved can
+never wake up). It is fed bytes as they arrive, so a dump of a million goroutines never
+sits in memory whole. Forms handled: headers with state, ``(leaked)``, ``(scan)``,
+``N minutes``, ``locked to thread``, ``gp=... m=...`` (GOTRACEBACK=system), pprof labels
+(Go 1.26 ``labels:{"k": "v"}`` inside the brackets, Go 1.27 ``{k: v}`` after them);
+frames ``func(args)`` + ``\\tfile:line +0xoff``; ``...N frames elided...``;
+``created by F in goroutine N`` (``in goroutine`` since Go 1.21); the
+``[originating from goroutine N]:`` blocks of ``GODEBUG=tracebackancestors`` (kept in
+``stack``; the ancestors' ids are dropped so that identical histories intern as one).
+
+Speed: one regex pass strips call arguments (so goroutines with the same stack have the
+same text), one regex ``findall`` cuts the blocks into header / stack / parent id /
+go statement, and ``pandas.factorize`` interns those parts: each distinct header, stack
+and creation site is parsed once, and a goroutine costs a few integer codes.
+
+``parse_leak_profile`` reads the ``goroutineleak?debug=1`` profile (stacks with counts,
+no goroutine ids).
+"""
+
+from __future__ import annotations
+
+import codecs
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import agent, tables
+from .errors import GoleakError
+
+# Status words the runtime prints when a goroutine is not waiting (gStatusStrings);
+# any other text in the header is a wait reason, and the goroutine is waiting.
+STATUS_WORDS = frozenset(
+    ["idle", "runnable", "running", "syscall", "waiting", "dead", "copystack", "leaked",
+     "preempted", "waiting for cgo callback"]
+)  # fmt: skip
+
+# Call arguments "(0xc000010000, ...)" at the end of a function line, and the ids in
+# ancestor headers: without them, goroutines with the same history have the same text.
+_ARGS_RE = re.compile(r"\([^()\n]*\)(?=\n\t)")
+_ORIGIN_RE = re.compile(r"\[originating from goroutine \d+\]")
+ORIGIN = "[originating from goroutine]"
+_OFFSET_RE = re.compile(r" \+0x[0-9a-f]+$")
+# One goroutine: its id; the rest of its header; its frames, up to and with
+# "created by F"; the creator's goroutine id; the go statement's location line and any
+# ancestor blocks. Possessive repeats and no ^ anchor keep the scan linear and fast.
+_BLOCK_RE = re.compile(
+    r"goroutine (\d+) (.*):\n"
+    r"((?:(?!created by ).+\n)*+(?:created by .+?(?= in goroutine \d+\n|\n))?)"
+    r"(?: in goroutine (\d+))?"
+    r"((?:\n\t.+\n(?:.+\n)*+)?)"
+    r"(?:\n|\Z)"
+)
+_HEADER_RE = re.compile(
+    r"^(?:gp=\S+ m=\S+(?: mp=\S+)? )?\[(.*?)(?: labels:\{(.*)\})?\](?: \{(.*)\})?$"
+)
+_LABEL_RE = re.compile(r'("(?:[^"\\]|\\.)*"|[^:,"\s]*): ("(?:[^"\\]|\\.)*"|[^,"]*)(?:, |$)')
+_MINUTES_RE = re.compile(r", (\d+) minutes?")
+_GOROOT_RE = re.compile(r"^\t(.*)/src/runtime/\S*\.go:\d+(?: \+0x[0-9a-f]+)?$", re.M)
+CREATED_BY = "created by "
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    status: str
+    wait_reason: str | None
+    wait_minutes: int | None
+    locked: bool
+    leaked: bool
+    labels: Mapping[str, str] | None
+    agent: bool  # carries the agent's pprof label
+
+
+@dataclass(frozen=True, slots=True)
+class Stack:
+    frames: tuple[str, ...]  # "func file:line"; markers (elided, ancestors) as printed
+    top: str | None
+    user_top: str | None  # first frame outside GOROOT (the program's own code)
+    start_func: str | None
+    created_by: str | None  # the function holding the go statement
+    created_at: str | None  # "file:line" of the go statement
+    agent: bool  # runs, or was started by, the goleak_magic agent's code
+
+
+def _unquote(s: str) -> str:
+    if len(s) >= 2 and s[0] == '"' and s[-1] == '"':
+        return codecs.decode(s[1:-1], "unicode_escape")
+    return s
+
+
+def parse_labels(text: str) -> dict[str, str]:
+    """``"k": "v", "k2": "v2"`` (Go 1.26) or ``k: v, "k 2": v2`` (Go 1.27) as a dict."""
+    return {_unquote(k): _unquote(v) for k, v in _LABEL_RE.findall(text) if k or v}
+
+
+def parse_header(rest: str) -> Header | None:
+    """The part of a ``goroutine N ...:`` line after the id, or None if malformed."""
+    m = _HEADER_RE.match(rest)
+    if m is None:
+        return None
+    inner, labels26, labels27 = m.groups()
+    parts = inner.split(", ")
+    state = parts[0]
+    leaked = state.endswith(" (leaked)")
+    for suffix in (" (durable)", " (scan)", " (leaked)"):
+        state = state.removesuffix(suffix)
+    mm = _MINUTES_RE.search(inner)
+    labels_text = labels26 if labels26 is not None else labels27
+    labels = parse_labels(labels_text) if labels_text else None
+    if state in STATUS_WORDS:
+        status, reason = state, None
+    else:
+        status, reason = "waiting", state
+    return Header(
+        status="leaked" if leaked else status,
+        wait_reason=reason,
+        wait_minutes=int(mm.group(1)) if mm else None,
+        locked="locked to thread" in parts[1:],
+        leaked=leaked,
+        labels=labels,
+        agent=labels is not None and labels.get(agent.LABEL[0]) == agent.LABEL[1],
+    )
+
+
+def frame_text(func: str, loc: str) -> str:
+    """One frame as ``func file:line`` (the form every table uses)."""
+    return f"{func} {loc}"
+
+
+def _frame_pairs(lines: list[str]) -> list[tuple[str, str | None]]:
+    """Frame lines as (func, "file:line") pairs; a marker line has no location."""
+    out: list[tuple[str, str | None]] = []
+    i = 0
+    while i < len(lines):
+        if i + 1 < len(lines) and lines[i + 1].startswith("\t"):
+            out.append((lines[i], _OFFSET_RE.sub("", lines[i + 1][1:])))
+            i += 2
+        else:  # "...N frames elided...", "[originating from goroutine]:", ...
+            out.append((lines[i], None))
+            i += 1
+    return out
+
+
+def _is_agent_file(loc: str | None) -> bool:
+    return loc is not None and f"/{agent.FILE_STEM}" in loc
+
+
+def _intern(table: dict[str, int], values: tuple[str, ...]) -> np.ndarray:
+    """Codes of ``values`` in ``table`` (new values are added in first-seen order)."""
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object))
+    ids = np.fromiter((table.setdefault(u, len(table)) for u in uniques), np.int64, len(uniques))
+    return ids[codes]
+
+
+class DumpParser:
+    """Streaming ``debug=2`` parser: ``feed`` bytes, then ``finish`` for the columns.
+
+    Goroutines of the goleak_magic agent (its label, its file, or started by one of its
+    goroutines) are left out. ``stacks`` keeps each goroutine's frames, interned:
+    identical stacks share one tuple. ``malformed`` counts blocks that could not be read
+    (a truncated or garbled dump); the rest are kept. Memory per goroutine is a few
+    integers, whatever the size of the dump.
+    """
+
+    def __init__(
+        self,
+        *,
+        stacks: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self.stacks = stacks
+        self.progress = progress
+        self.goroot: str | None = None
+        self.bytes_read = 0
+        self.malformed = 0
+        self.count = 0  # goroutines read so far (the agent's included)
+        self._tail = b""
+        self._headers: dict[str, int] = {}
+        self._bodies: dict[str, int] = {}
+        self._sites: dict[str, int] = {}
+        self._chunks: list[tuple[np.ndarray, ...]] = []
+
+    # ---- input ----------------------------------------------------------------------
+    def feed(self, data: bytes) -> None:
+        self.bytes_read += len(data)
+        buf = self._tail + data
+        # Cut at the last blank line before a header: every block before it is whole.
+        cut = buf.rfind(b"\n\ngoroutine ")
+        if cut < 0:
+            self._tail = buf
+            return
+        self._tail = buf[cut + 2 :]
+        self._parse(buf[: cut + 2].decode("utf-8", "replace"))
+        if self.progress is not None:
+            self.progress(self.count, self.bytes_read)
+
+    def finish(self) -> dict[str, Any]:
+        """Parse what is left; the columns (pandas arrays of the schema's dtypes)."""
+        if self._tail:
+            text = self._tail.decode("utf-8", "replace")
+            self._tail = b""
+            self._parse(text)
+        if self.progress is not None:
+            self.progress(self.count, self.bytes_read)
+        return self._columns()
+
+    def _parse(self, text: str) -> None:
+        clean = _ARGS_RE.sub("", text)
+        if "[originating from goroutine " in clean:
+            clean = _ORIGIN_RE.sub(ORIGIN, clean)
+        if self.goroot is None:
+            m = _GOROOT_RE.search(clean)
+            self.goroot = m.group(1) + "/src/" if m else None
+        found = _BLOCK_RE.findall(clean)
+        headers_seen = clean.count("\ngoroutine ") + clean.startswith("goroutine ")
+        self.malformed += headers_seen - len(found)
+        if not found:
+            return
+        self.count += len(found)
+        goid_s, rests, bodies, parent_s, sites = zip(*found, strict=True)
+        parents = np.array(parent_s)
+        parents[parents == ""] = "-1"
+        self._chunks.append(
+            (
+                np.fromiter(map(int, goid_s), np.int64, len(goid_s)),
+                parents.astype(np.int64),
+                _intern(self._headers, rests),
+                _intern(self._bodies, bodies),
+                _intern(self._sites, sites),
+            )
+        )
+
+    # ---- output ---------------------------------------------------------------------
+    def _columns(self) -> dict[str, Any]:
+        if self._chunks:
+            goid, parent, h, b, s = (np.concatenate(col) for col in zip(*self._chunks, strict=True))
+        else:
+            goid, parent, h, b, s = (np.zeros(0, np.int64) for _ in range(5))
+        self._chunks = []
+        headers = [parse_header(text) for text in self._headers]
+        # A goroutine's stack is its body (frames, creator) and its site (go statement,
+        # ancestors): intern the pairs so each distinct one is parsed once.
+        pair = b * max(len(self._sites), 1) + s
+        codes, pairs = pd.factorize(pair)
+        body_text, site_text = list(self._bodies), list(self._sites)
+        n_sites = max(len(self._sites), 1)
+        stacks = [self._stack(body_text[p // n_sites], site_text[p % n_sites]) for p in pairs]
+
+        ok = np.array([x is not None for x in headers], bool)[h]
+        self.malformed += int((~ok).sum())
+        hdr = [x or _NO_HEADER for x in headers]
+        agent_rows = (
+            np.array([x.agent for x in hdr], bool)[h]
+            | (np.array([x.agent for x in stacks], bool)[codes])
+        )
+        keep = ok & ~self._agent_goroutines(goid, parent, agent_rows)
+        goid, parent, h, codes = goid[keep], parent[keep], h[keep], codes[keep]
+
+        def per(values: list[Any], idx: np.ndarray, dtype: str) -> Any:
+            return pd.array(values, dtype=dtype).take(idx)
+
+        return {
+            "goid": goid,
+            "status": per([x.status for x in hdr], h, "string"),
+            "wait_reason": per([x.wait_reason for x in hdr], h, "string"),
+            "wait_minutes": per([x.wait_minutes for x in hdr], h, "Int64"),
+            "locked": np.array([x.locked for x in hdr], bool)[h],
+            "top": per([x.top for x in stacks], codes, "string"),
+            "user_top": per([x.user_top for x in stacks], codes, "string"),
+            "created_by": per([x.created_by for x in stacks], codes, "string"),
+            "created_at": per([x.created_at for x in stacks], codes, "string"),
+            "parent_goid": pd.arrays.IntegerArray(parent, parent < 0),
+            "start_func": per([x.start_func for x in stacks], codes, "string"),
+            "labels": _objects([x.labels for x in hdr])[h],
+            "leaked": np.array([x.leaked for x in hdr], bool)[h],
+            "stack": _objects([x.frames if self.stacks else None for x in stacks])[codes],
+        }
+
+    @staticmethod
+    def _agent_goroutines(goid: np.ndarray, parent: np.ndarray, own: np.ndarray) -> np.ndarray:
+        """Rows of the agent's goroutines: its own, and everything they started."""
+        ids = goid[own]
+        mask = own.copy()
+        while len(ids):
+            started = np.isin(parent, ids) & ~mask
+            ids = goid[started]
+            mask |= started
+        return mask
+
+    def _stack(self, body: str, site: str) -> Stack:
+        lines = body.split("\n")
+        creator = None
+        if lines and lines[-1].startswith(CREATED_BY):
+            creator = lines.pop()[len(CREATED_BY) :]
+        elif lines and not lines[-1]:
+            lines.pop()
+        pairs = _frame_pairs(lines)
+        real = [(f, loc) for f, loc in pairs if loc is not None]
+        site_lines = site.split("\n")[1:-1]  # "\n\tfile:line\n[ancestors...]\n"
+        created_at = _OFFSET_RE.sub("", site_lines[0][1:]) if site_lines else None
+        ancestors = _frame_pairs(site_lines[1:])
+        user = next((fr for fr in real if not self._in_goroot(fr[1])), None)
+        frames = tuple(f if loc is None else frame_text(f, loc) for f, loc in pairs + ancestors)
+        return Stack(
+            frames=frames,
+            top=frame_text(*real[0]) if real else None,
+            user_top=frame_text(*user) if user else None,
+            start_func=real[-1][0] if real else None,
+            created_by=creator,
+            created_at=created_at,
+            agent=_is_agent_file(created_at) or any(_is_agent_file(loc) for _, loc in real),
+        )
+
+    def _in_goroot(self, loc: str) -> bool:
+        if self.goroot is not None:
+            return loc.startswith(self.goroot)
+        return "/src/runtime/" in loc  # no runtime frame seen: a safe approximation
+
+
+_NO_HEADER = Header("unknown", None, None, False, False, None, False)  # dropped rows only
+
+
+def _objects(values: list[Any]) -> np.ndarray:
+    """A 1-d object array (numpy would make equal-length tuples a 2-d one)."""
+    out = np.empty(len(values), object)
+    for i, v in enumerate(values):
+        out[i] = v
+    return out
+
+
+def parse_dump(data: bytes | str, *, stacks: bool = False) -> tuple[dict[str, Any], DumpParser]:
+    """Parse a whole ``debug=2`` dump; returns (columns, the parser with its counters)."""
+    p = DumpParser(stacks=stacks)
+    p.feed(data.encode() if isinstance(data, str) else data)
+    cols = p.finish()
+    if p.count == 0:
+        raise GoleakError(
+            "that text holds no goroutine dump (no 'goroutine N [...]:' blocks); pass the "
+            "output of /debug/pprof/goroutine?debug=2 or a panic's traceback."
+        )
+    return cols, p
+
+
+def to_frame(
+    cols: Mapping[str, Any],
+    *,
+    snapshot: int,
+    time: pd.Timestamp,
+    source: str,
+) -> pd.DataFrame:
+    """Columns from a parser (or the Delve source) as a ``goroutines`` DataFrame."""
+    df = pd.DataFrame({k: v for k, v in cols.items() if k in tables.SCHEMAS["goroutines"]})
+    df["snapshot"] = snapshot
+    df["time"] = time
+    df["source"] = source
+    return tables.conform("goroutines", df)
+
+
+# ---- the goroutineleak?debug=1 profile ---------------------------------------------------
+@dataclass(frozen=True)
+class LeakRecord:
+    count: int
+    frames: tuple[str, ...]  # "func file:line", innermost first
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+_LEAK_HEADER_RE = re.compile(r"^goroutineleak profile: total (\d+)$", re.M)
+_LEAK_RECORD_RE = re.compile(r"^(\d+) @[ 0-9a-fx]*\n((?:#.*\n?)*)", re.M)
+_LEAK_FRAME_RE = re.compile(r"^#\t0x[0-9a-f]+\t(\S+?)\+0x[0-9a-f]+\t+(\S.*)$", re.M)
+_LEAK_LABELS_RE = re.compile(r"^# labels: \{(.*)\}$", re.M)
+
+
+def parse_leak_profile(text: str) -> tuple[int, list[LeakRecord]]:
+    """``goroutineleak?debug=1`` → (total, records). Raises on text that is not one."""
+    m = _LEAK_HEADER_RE.search(text)
+    if m is None:
+        raise GoleakError(
+            "that text is not a goroutineleak profile (no 'goroutineleak profile: total N' "
+            "line); fetch /debug/pprof/goroutineleak?debug=1 from Go 1.26+ (built with "
+            "GOEXPERIMENT=goroutineleakprofile on 1.26)."
+        )
+    records = []
+    for count, body in _LEAK_RECORD_RE.findall(text[m.end() :]):
+        frames = tuple(frame_text(f, loc.strip()) for f, loc in _LEAK_FRAME_RE.findall(body))
+        lm = _LEAK_LABELS_RE.search(body)
+        records.append(LeakRecord(int(count), frames, parse_labels(lm.group(1)) if lm else {}))
+    return int(m.group(1)), records
