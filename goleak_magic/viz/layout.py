@@ -151,12 +151,16 @@ def build(data: TimelineData, title: str, *, live: bool = False) -> TimelineFigu
             top="top",
             bottom="bottom",
             source=src["spikes"],
-            fill_alpha=0.18,
-            line_alpha=0.6,
+            fill_alpha=0.06,
+            hatch_pattern="/",
+            hatch_alpha=0.35,
+            hatch_scale=10,
+            line_alpha=0.7,
             line_dash="dashed",
             color={"field": "kind", "transform": _kind_colors()},
-            selection_fill_alpha=0.35,
-            nonselection_fill_alpha=0.12,
+            selection_fill_alpha=0.2,
+            nonselection_fill_alpha=0.06,
+            level="underlay",
         )
         p.text(  # climbs are few and wide enough to label; spikes show on hover
             x="mid",
@@ -259,9 +263,9 @@ def build(data: TimelineData, title: str, *, live: bool = False) -> TimelineFigu
         high = max(2.0, float(max(data.sources["heat"]["count"], default=2)))
         mapper = LogColorMapper(palette=Blues256[::-1][40:], low=1, high=high)
         p = _figure(
-            "wait reasons (goroutines per reason; peak within each cell)",
+            "wait reasons (colour: goroutines in that state, log scale; peak within each cell)",
             x_range,
-            max(190, 110 + 18 * len(data.reasons)),
+            max(170, 90 + 18 * len(data.reasons)),
             y_range=reasons,
         )
         cells = p.rect(
@@ -284,15 +288,7 @@ def build(data: TimelineData, title: str, *, live: bool = False) -> TimelineFigu
                 formatters=time_hover,
             )
         )
-        bar = ColorBar(
-            color_mapper=mapper,
-            orientation="horizontal",
-            height=8,
-            width=240,
-            title="goroutines (log scale)",
-            title_standoff=4,
-            location=(0, 0),
-        )
+        bar = ColorBar(color_mapper=mapper, orientation="horizontal", height=8, width=240)
         p.add_layout(bar, "above")
         p.ygrid.grid_line_color = None
         figs.append(p)
@@ -304,9 +300,10 @@ def build(data: TimelineData, title: str, *, live: bool = False) -> TimelineFigu
             x1="x1",
             source=src["window"],
             fill_color="#FFD54F",
-            fill_alpha=0.25,
+            fill_alpha=0.15,
             line_color="#C79100",
-            line_alpha=0.8,
+            line_alpha=0.9,
+            line_width=2,
         )
         p.js_on_event(SelectionGeometry, callbacks["box"])
     for p in figs[:-1]:

@@ -90,7 +90,7 @@ def apply(fig: TimelineFigure, data: TimelineData, title: str) -> dict[str, str]
         unit = "{0,0.0}/s" if panel == "rate" else "{0,0}"
         prefix = "r" if panel == "rate" else "a"
         for i, (item, label) in enumerate(zip(items, data.groups, strict=True)):
-            if item.label.get("value") != short_site(label):
+            if getattr(item.label, "value", item.label) != short_site(label):
                 item.label = short_site(label)
                 item.visible = bool(label)
                 fig.slot_hovers[panel][i].tooltips = slot_tooltips(label, f"{prefix}{i}", unit)

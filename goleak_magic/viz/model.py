@@ -234,6 +234,10 @@ def build(
     }
     heat, reasons = _heat(rec.waits, g, t_snap, b)
     sources["heat"] = heat
+    for cols in sources.values():  # live mode patches these in place: no read-only views
+        for k, v in cols.items():
+            if isinstance(v, np.ndarray) and not v.flags.writeable:
+                cols[k] = v.copy()
     data = TimelineData(
         sources=sources,
         bin_ms=b,
