@@ -1,9 +1,36 @@
-"""Growth trends, spike detection, snapshot diff, suspects ranking."""
+"""Growth trends, spike detection, snapshot diff, suspects ranking.
+
+Suspects: per creation site (``created_by created_at``, the "func file:line" form of the
+``creations`` table), over the snapshot series —
+
+alive           its goroutines in the last snapshot
+growth_per_min  Theil-Sen slope of its count over the snapshots (median of the pairwise
+                slopes: one odd snapshot does not move it); NaN with a single snapshot
+persisted       goroutines of the last snapshot already seen in an earlier one (ids are
+                never reused)
+leaked_proven   goroutines of the last snapshot the GC proved can never wake up
+blocked_at      the dominant "wait reason at innermost frame of the program's own code"
+score           goroutines the evidence says are leaking: the proven ones, or the growth
+                made of goroutines that stay (growth x window x persisted/alive),
+                whichever is more. A site at or above SUSPECT_THRESHOLD is a suspect.
+
+Short-lived workers never persist from one snapshot to the next, so bursts (however big)
+score ~0; a pool that stays but does not grow scores ~0; a leak keeps and grows, or is
+proven.
+"""
 
 from __future__ import annotations
 
+import html
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+from typing import Any
+
 import numpy as np
 import pandas as pd
+
+from . import tables
+from .errors import GoleakError
 
 EPISODE_COLUMNS = ["start", "end", "start_count", "peak_count", "rise", "per_s", "kind"]
 MIN_RISE = 10  # goroutines: smaller rises are scheduling noise, not a spike or a climb
@@ -62,3 +89,289 @@ def growth_episodes(
         i = max(j, i + 1) if j < n else n
     out = pd.DataFrame(rows, columns=EPISODE_COLUMNS)
     return out.astype({"start_count": "int64", "peak_count": "int64", "rise": "int64"})
+
+
+# ---- suspects ----------------------------------------------------------------------------
+SUSPECT_THRESHOLD = 5.0  # goroutines; the healthy example stays far below it
+MAX_SLOPE_POINTS = 64  # Theil-Sen over at most this many snapshots (evenly picked)
+NO_SITE = "(no creator: main or runtime)"
+
+
+def goroutine_sites(g: pd.DataFrame) -> pd.Series:
+    """Each row's creation site, ``created_by created_at`` (NA without a creator)."""
+    site = g["created_by"].fillna("") + " " + g["created_at"].fillna("")
+    site = site.str.strip()
+    return site.mask(site == "", pd.NA).astype("string")
+
+
+def short_loc(frame: str) -> str:
+    """``func /long/path/file.go:12`` → ``func file.go:12``."""
+    func, sep, where = str(frame).rpartition(" ")
+    return f"{func} {PurePosixPath(where).name}" if sep else str(frame)
+
+
+def theil_sen(t: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Median pairwise slope of each row of ``y`` (sites x snapshots) over times ``t``."""
+    if len(t) > MAX_SLOPE_POINTS:
+        pick = np.unique(np.linspace(0, len(t) - 1, MAX_SLOPE_POINTS).round().astype(int))
+        t, y = t[pick], y[:, pick]
+    i, j = np.triu_indices(len(t), k=1)
+    dt = t[j] - t[i]
+    ok = dt > 0
+    if not ok.any():
+        return np.full(len(y), np.nan)
+    slopes = (y[:, j[ok]] - y[:, i[ok]]) / dt[ok]
+    return np.median(slopes, axis=1)
+
+
+def suspects(g: pd.DataFrame, threshold: float = SUSPECT_THRESHOLD) -> pd.DataFrame:
+    """The ``suspects`` table of a ``goroutines`` table, highest score first."""
+    if not len(g):
+        return tables.empty("suspects")
+    g = g.assign(site=goroutine_sites(g)).dropna(subset=["site"])
+    snaps = g.groupby("snapshot")["time"].first().sort_index()
+    if not len(g) or not len(snaps):
+        return tables.empty("suspects")
+    minutes = ((snaps - snaps.iloc[0]).dt.total_seconds() / 60).to_numpy()
+    window = float(minutes[-1])
+    counts = g.groupby(["site", "snapshot"]).size().unstack(fill_value=0)
+    counts = counts.reindex(columns=snaps.index, fill_value=0)
+    growth = theil_sen(minutes, counts.to_numpy(float)) if len(snaps) > 1 else np.nan
+    growth = pd.Series(growth, index=counts.index, dtype=float)
+    first_seen = counts.gt(0).idxmax(axis=1).map(snaps)
+
+    last_id = snaps.index[-1]
+    last = g[g["snapshot"] == last_id]
+    earlier = g.loc[g["snapshot"] != last_id, "goid"].unique()
+    last = last.assign(seen_before=last["goid"].isin(earlier).to_numpy())
+    per = last.groupby("site").agg(
+        alive=("goid", "size"), persisted=("seen_before", "sum"), leaked_proven=("leaked", "sum")
+    )
+    per = per.reindex(counts.index, fill_value=0)
+    block = _blocking(last)
+
+    rows = []
+    for site in counts.index:
+        alive, persisted = int(per.at[site, "alive"]), int(per.at[site, "persisted"])
+        leaked, rate = int(per.at[site, "leaked_proven"]), float(growth[site])
+        stay = persisted / alive if alive else 0.0
+        retained = max(0.0, rate) * window * stay if np.isfinite(rate) else 0.0
+        where, share, stack = block.get(site, (None, 0.0, None))
+        rows.append(
+            {
+                "site": site,
+                "alive": alive,
+                "growth_per_min": rate,
+                "first_seen": first_seen[site],
+                "persisted": persisted,
+                "leaked_proven": leaked,
+                "blocked_at": where,
+                "example_stack": stack,
+                "score": round(max(float(leaked), retained), 2),
+                "evidence": evidence(
+                    rate, window, alive, persisted, leaked, where, share, len(snaps)
+                ),
+            }
+        )
+    out = tables.frame("suspects", rows)
+    return out.sort_values(["score", "alive"], ascending=False, ignore_index=True)
+
+
+def _blocking(last: pd.DataFrame) -> dict[str, tuple[str, float, tuple[str, ...]]]:
+    """Per site: (dominant "reason at frame", its share, a stack of one such goroutine).
+
+    Where the GC proved some leaked, the dominant place among those wins.
+    """
+    reason = last["wait_reason"].fillna(last["status"]).fillna("?")
+    loc = last["user_top"].fillna(last["top"]).fillna("?")
+    key = reason + " at " + loc
+    out: dict[str, tuple[str, float, tuple[str, ...]]] = {}
+    leaked = last["leaked"].to_numpy(bool)
+    for site, keys in key.groupby(last["site"], sort=False):
+        proven = keys[leaked[last.index.get_indexer(keys.index)]]
+        counts = (proven if len(proven) else keys).value_counts()
+        top = str(counts.index[0])
+        row = last.loc[keys[keys == top].index[0]]
+        out[str(site)] = (top, float((keys == top).mean()), _example(row))
+    return out
+
+
+def _example(row: pd.Series) -> tuple[str, ...]:
+    stack = row["stack"]
+    if isinstance(stack, (tuple, list, np.ndarray)) and len(stack):
+        return tuple(str(f) for f in stack)
+    frames = [f for f in (row["top"], row["user_top"]) if isinstance(f, str)]
+    if isinstance(row["created_by"], str):
+        frames.append(f"created by {row['created_by']} {row['created_at']}")
+    return tuple(dict.fromkeys(frames))  # top and user_top are often the same frame
+
+
+def _span(minutes: float) -> str:
+    if minutes >= 1:
+        return f"{minutes:.0f} min" if minutes >= 10 else f"{minutes:.1f} min"
+    return f"{minutes * 60:.0f} s"
+
+
+def evidence(
+    rate: float,
+    window: float,
+    alive: int,
+    persisted: int,
+    leaked: int,
+    where: str | None,
+    share: float,
+    n_snaps: int,
+) -> str:
+    """The plain-language line behind a score."""
+    parts = []
+    if np.isfinite(rate) and n_snaps > 1:
+        parts.append(f"{rate:+,.0f}/min over {_span(window)} ({n_snaps} snapshots)")
+    else:
+        parts.append("one snapshot, no trend yet")
+    parts.append(f"{alive:,} alive")
+    if n_snaps > 1:
+        parts.append(f"{persisted:,} of them seen in an earlier snapshot")
+    if where:
+        reason, _, frame = where.partition(" at ")
+        parts.append(f"{share:.0%} blocked in {reason} at {short_loc(frame)}")
+    if leaked:
+        parts.append(f"{leaked:,} proven leaked by the GC")
+    return ", ".join(parts)
+
+
+# ---- diff --------------------------------------------------------------------------------
+@dataclass
+class SnapshotDiff:
+    """Goroutines new in ``b``, gone since ``a``, in both; and the per-site deltas."""
+
+    a: int
+    b: int
+    new: np.ndarray
+    gone: np.ndarray
+    persisting: np.ndarray
+    sites: pd.DataFrame  # site, a, b, delta, new, gone (largest |delta| first)
+
+    def summary(self) -> str:
+        return (
+            f"snapshot {self.a} -> {self.b}: {len(self.new):,} new, {len(self.gone):,} gone, "
+            f"{len(self.persisting):,} persisting goroutines"
+        )
+
+    def __repr__(self) -> str:
+        return f"<{self.summary()}>\n{self.sites.head(20).to_string(index=False)}"
+
+    def _repr_html_(self) -> str:
+        return f"<p>{self.summary()}</p>" + self.sites.head(50).to_html(index=False)
+
+
+def diff(g: pd.DataFrame, a: int, b: int) -> SnapshotDiff:
+    """Compare snapshots ``a`` and ``b`` of one ``goroutines`` table."""
+    have = set(g["snapshot"].unique().tolist())
+    missing = [x for x in (a, b) if x not in have]
+    if missing:
+        known = ", ".join(str(x) for x in sorted(have)) or "none yet"
+        raise GoleakError(f"there is no snapshot {missing[0]} (taken: {known}); pick two of those.")
+    ga, gb = g[g["snapshot"] == a], g[g["snapshot"] == b]
+    ia, ib = ga["goid"].to_numpy(), gb["goid"].to_numpy()
+    new, gone = np.setdiff1d(ib, ia), np.setdiff1d(ia, ib)
+    both = np.intersect1d(ia, ib)
+    sa = goroutine_sites(ga).fillna(NO_SITE)
+    sb = goroutine_sites(gb).fillna(NO_SITE)
+    table = pd.DataFrame(
+        {
+            "a": sa.value_counts(),
+            "b": sb.value_counts(),
+            "new": sb[gb["goid"].isin(new).to_numpy()].value_counts(),
+            "gone": sa[ga["goid"].isin(gone).to_numpy()].value_counts(),
+        }
+    )
+    table = table.fillna(0).astype("int64")
+    table["delta"] = table["b"] - table["a"]
+    table = table.rename_axis("site").reset_index()
+    table = table[["site", "a", "b", "delta", "new", "gone"]]
+    order = table["delta"].abs().sort_values(ascending=False, kind="stable").index
+    return SnapshotDiff(a, b, new, gone, both, table.loc[order].reset_index(drop=True))
+
+
+# ---- report ------------------------------------------------------------------------------
+@dataclass
+class Report:
+    """The verdict on one target: top suspect, where it blocks, a stack, the numbers."""
+
+    target: str
+    suspects: pd.DataFrame
+    snapshots: list[dict[str, Any]]
+
+    @property
+    def top(self) -> pd.Series | None:
+        s = self.suspects
+        return s.iloc[0] if len(s) and s["score"].iloc[0] >= SUSPECT_THRESHOLD else None
+
+    def _lines(self) -> tuple[str, list[str], list[str], tuple[str, ...]]:
+        snaps = self.snapshots
+        sources = ", ".join(dict.fromkeys(str(x["source"]) for x in snaps)) or "none"
+        span = ""
+        if len(snaps) > 1:
+            t0, t1 = pd.Timestamp(snaps[0]["time"]), pd.Timestamp(snaps[-1]["time"])
+            span = f" over {_span((t1 - t0).total_seconds() / 60)}"
+        basis = f"{len(snaps)} snapshot(s){span} via {sources}"
+        top = self.top
+        if top is None:
+            verdict = (
+                f"No leak suspect in {self.target}: no creation site scores "
+                f"{SUSPECT_THRESHOLD:g} or more ({basis})."
+            )
+            return verdict, [], [], ()
+        verdict = (
+            f"Leak suspect in {self.target}: goroutines started at {short_loc(top['site'])}, "
+            f"blocked in {top['blocked_at']} ({basis})."
+        )
+        numbers = [
+            f"site: {top['site']}",
+            f"evidence: {top['evidence']}",
+            f"alive {top['alive']:,}; growth {top['growth_per_min']:+,.1f}/min; "
+            f"seen in an earlier snapshot {top['persisted']:,}; proven leaked "
+            f"{top['leaked_proven']:,}; score {top['score']:,.1f} "
+            f"(threshold {SUSPECT_THRESHOLD:g}); first seen {top['first_seen']}",
+        ]
+        others = [
+            f"{short_loc(r.site)}: score {r.score:,.1f}, {r.alive:,} alive"
+            for r in self.suspects.iloc[1:6].itertuples()
+            if r.score >= SUSPECT_THRESHOLD
+        ]
+        return verdict, numbers, others, tuple(top["example_stack"] or ())
+
+    def text(self) -> str:
+        verdict, numbers, others, stack = self._lines()
+        out = [verdict, *numbers]
+        if stack:
+            out += ["representative stack:", *(f"    {f}" for f in stack)]
+        if others:
+            out += ["other suspects:", *(f"    {o}" for o in others)]
+        return "\n".join(out)
+
+    def html(self) -> str:
+        verdict, numbers, others, stack = self._lines()
+        e = html.escape
+        parts = [f"<h3>goleak report: {e(self.target)}</h3>", f"<p><b>{e(verdict)}</b></p>"]
+        if numbers:
+            parts.append("<ul>" + "".join(f"<li>{e(n)}</li>" for n in numbers) + "</ul>")
+        if stack:
+            parts.append("<p>Representative stack:</p><pre>" + e("\n".join(stack)) + "</pre>")
+        if others:
+            parts.append("<p>Other suspects:</p><ul>")
+            parts.append("".join(f"<li>{e(o)}</li>" for o in others) + "</ul>")
+        cols = ["site", "alive", "growth_per_min", "persisted", "leaked_proven", "score"]
+        parts.append(self.suspects[cols].head(10).to_html(index=False, float_format="%.1f"))
+        return "\n".join(parts)
+
+    def _repr_html_(self) -> str:
+        return self.html()
+
+    def __repr__(self) -> str:
+        return self.text()
+
+    def save_html(self, path: str) -> None:
+        doc = f"<!doctype html><meta charset='utf-8'><title>goleak report</title>{self.html()}"
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(doc)

@@ -224,7 +224,7 @@ class DumpParser:
             return
         self.count += len(found)
         goid_s, rests, bodies, parent_s, sites = zip(*found, strict=True)
-        parents = np.array(parent_s)
+        parents = np.array(parent_s, dtype="U20")  # wide enough for "-1" and any goid
         parents[parents == ""] = "-1"
         self._chunks.append(
             (

@@ -17,15 +17,16 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from . import agent as agent_mod
+from . import analysis, store
 from . import build as build_mod
-from . import store
+from . import snapshot as snap
 from .errors import GoleakError
 from .settings import Settings
 from .target import Target
@@ -187,6 +188,55 @@ class Session:
         target = self.get(name)
         controls = viz.Controls(stop_target=lambda: self.stop(name))
         return viz.timeline(target, live=live, html=html, controls=controls)
+
+    # ---- snapshots (goleak_magic.snapshot, .analysis) -------------------------------
+    def snapshot(
+        self,
+        name: str,
+        *,
+        source: str = "auto",
+        url: str | None = None,
+        stacks: bool = False,
+        every: float | None = None,
+        count: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> Any:
+        """One goroutine snapshot of ``name`` (a ``Snapshot``), or with ``every`` and
+        ``count`` a ``Series`` of them taken in the background."""
+        target = self.get(name)
+        kw: dict[str, Any] = {"source": source, "url": url, "stacks": stacks}
+        if every is None and count is None:
+            return snap.take(target, progress=progress, **kw)
+        if every is None or count is None:
+            raise GoleakError("--every S and --count K go together, e.g. --every 1 --count 10.")
+        return snap.Series(target, every, count, **kw)
+
+    def diff(self, name: str, a: int, b: int) -> Any:
+        """New / gone / persisting goroutines between snapshots ``a`` and ``b`` of ``name``."""
+        return analysis.diff(self.get(name).goroutines, a, b)
+
+    def suspects(self, name: str, *, min_snapshots: int = 2, every: float = 1.0) -> pd.DataFrame:
+        """The ranked suspects of ``name``; a running target with fewer than
+        ``min_snapshots`` snapshots gets them first, ``every`` seconds apart."""
+        target = self.get(name)
+        have = len(target.meta.get("snapshots", []))
+        if have < min_snapshots and target.alive:
+            series = snap.Series(target, every, min_snapshots - have)
+            series.wait()
+            if series.error and not series.snapshots:
+                raise GoleakError(series.error)
+        return target.suspects
+
+    def report(self, name: str, html: str | Path | None = None) -> Any:
+        """The verdict on ``name`` (``analysis.Report``); ``html`` also writes it there."""
+        target = self.get(name)
+        rep = analysis.Report(name, self.suspects(name), list(target.meta.get("snapshots", [])))
+        if html is not None:
+            try:
+                rep.save_html(str(Path(html).expanduser()))
+            except OSError as e:
+                raise GoleakError(f"could not write {html}: {e.strerror}; check the path.") from e
+        return rep
 
     def list(self) -> pd.DataFrame:
         rows = [t.summary() for t in self.targets.values()]

@@ -189,3 +189,56 @@ class RowLog:
         df = frame(self.kind, rows)
         self._cache = (n, df)
         return df.copy()
+
+
+class FrameLog:
+    """A thread-safe, bounded log of DataFrame chunks (one per snapshot).
+
+    The ``goroutines`` table grows by whole snapshots; keeping each as one DataFrame
+    costs a few bytes per goroutine instead of a dict. When the total passes ``maxlen``
+    rows the oldest snapshots go first (the newest is always kept); ``dropped`` counts
+    their rows. ``append``/``extend`` take row dicts, as ``RowLog`` does.
+    """
+
+    def __init__(self, kind: str, maxlen: int = 1_000_000) -> None:
+        self.kind = kind
+        self.maxlen = maxlen
+        self._chunks: deque[pd.DataFrame] = deque()
+        self._rows = 0
+        self._lock = threading.Lock()
+        self.appended = 0
+        self._cache: tuple[int, pd.DataFrame] | None = None
+
+    def add(self, df: pd.DataFrame) -> None:
+        """Append one chunk (already conforming to ``kind``)."""
+        with self._lock:
+            self._chunks.append(df)
+            self._rows += len(df)
+            self.appended += len(df)
+            while self._rows > self.maxlen and len(self._chunks) > 1:
+                self._rows -= len(self._chunks.popleft())
+
+    def append(self, row: Mapping[str, Any]) -> None:
+        self.add(frame(self.kind, [row]))
+
+    def extend(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        df = frame(self.kind, rows)
+        if len(df):
+            self.add(df)
+
+    @property
+    def dropped(self) -> int:
+        return self.appended - self._rows
+
+    def __len__(self) -> int:
+        return self._rows
+
+    def frame(self) -> pd.DataFrame:
+        with self._lock:
+            if self._cache is not None and self._cache[0] == self.appended:
+                return self._cache[1].copy()
+            chunks = list(self._chunks)
+            n = self.appended
+        df = pd.concat(chunks, ignore_index=True) if chunks else empty(self.kind)
+        self._cache = (n, df)
+        return df.copy()

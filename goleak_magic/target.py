@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from . import process, tables
+from . import analysis, process, tables
 from .build import Built
 from .errors import GoleakError
 from .schedtrace import Parsed, SchedTraceParser
@@ -65,8 +65,13 @@ class Target:
         self.started_at: pd.Timestamp | None = None
         self.ended_at: pd.Timestamp | None = None
         self.meta: dict[str, Any] = {}
-        self.tables = {k: tables.RowLog(k, settings.max_rows) for k in TABLE_KINDS}
+        self.tables: dict[str, tables.RowLog | tables.FrameLog] = {
+            k: tables.RowLog(k, settings.max_rows) for k in TABLE_KINDS
+        }
+        # Snapshots arrive as whole DataFrames (see goleak_magic.snapshot).
+        self.tables["goroutines"] = tables.FrameLog("goroutines", settings.max_rows)
         self.suspects_frame = tables.empty("suspects")
+        self._suspects_at = 0  # goroutines rows appended when suspects_frame was computed
         self.malformed_lines = 0
         # One bounded buffer per stream, so a flood on one never evicts the other's tail.
         self._log: dict[str, deque[tuple[float, str]]] = {}
@@ -99,6 +104,11 @@ class Target:
 
     @property
     def suspects(self) -> pd.DataFrame:
+        """Leak suspects ranked from the snapshots (``goleak_magic.analysis``)."""
+        log = self.tables["goroutines"]
+        if len(log) and self._suspects_at != log.appended:
+            self.suspects_frame = analysis.suspects(log.frame())
+            self._suspects_at = log.appended
         return self.suspects_frame.copy()
 
     # ---- launch ---------------------------------------------------------------------
