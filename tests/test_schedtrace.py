@@ -4,8 +4,8 @@ Every expectation comes from ``read_fixture``: an independent, line-by-line read
 the fixture with plain string methods (no code shared with the parser), which applies
 the same documented rules: a line starting with ``SCHED `` ends a tick and starts one if
 its ``Nms`` survived and is not earlier than the last row's; a number is printed whole,
-so the fields before a cut are good;
-P/M/G lines count only when whole; whole ones with no tick are dropped as malformed.
+so the fields before a cut are good; P/M/G lines count only when whole; whole ones with
+no tick are dropped as malformed.
 """
 
 from __future__ import annotations
@@ -33,10 +33,17 @@ SUMMARY_KEYS = [
     "idlethreads",
     "runqueue",
 ]
-STATE = {1: "g_runnable", 2: "g_running", 3: "g_syscall", 4: "g_waiting", 8: "g_waiting"}
-STATE |= {9: "g_waiting", 10: "g_leaked"}
-COUNT_KEYS = ["goroutines", "g_runnable", "g_running", "g_syscall", "g_waiting", "g_leaked"]
-COUNT_KEYS += ["g_other"]
+# G status -> column; 0 idle, 6 dead and 11 dead-extra are not live; others are g_other
+STATE = {
+    1: "g_runnable",
+    2: "g_running",
+    3: "g_syscall",
+    4: "g_waiting",
+    8: "g_waiting",  # copystack
+    9: "g_waiting",  # preempted
+    10: "g_leaked",
+}
+COUNT_KEYS = ["goroutines", *sorted(set(STATE.values())), "g_other"]
 ROW_KEYS = ["t_ms", *SUMMARY_KEYS, "local_runq", "runq_per_p", *COUNT_KEYS]
 
 
@@ -260,6 +267,12 @@ def last_tick_statuses(data: bytes) -> list[int]:
 
 
 # ---- every fixture, against the independent reading ----------------------------------------
+def test_fixtures_cover_each_go_version_and_stay_small() -> None:
+    for version in ("1.22.12", "1.26.8", "1.27.3"):
+        assert {f"schedtrace_go{version}.txt", f"schedtrace_detail_go{version}.txt"} <= set(ALL)
+    assert all((FIXTURES / n).stat().st_size < 300_000 for n in ALL)
+
+
 @pytest.mark.parametrize("name", ALL)
 def test_fixture_matches_independent_reading(name: str) -> None:
     data = load(name)
