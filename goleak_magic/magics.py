@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import functools
 import shlex
+import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 from IPython.utils.process import arg_split
 from traitlets import Float, Int, Unicode
 
@@ -54,6 +56,31 @@ def _parse_sub(method: Any, rest: str) -> Any:
     except ValueError as e:
         raise GoleakError(f"could not split the arguments ({e}); balance the quotes.") from None
     return method.parser.parse_args(argv)
+
+
+class _Progress:
+    """Shows a long snapshot's progress on one stderr line (a notebook redraws it)."""
+
+    EVERY_S = 0.5
+
+    def __init__(self) -> None:
+        self._next = time.monotonic() + 1.0  # quick snapshots show nothing
+        self._shown = False
+
+    def __call__(self, goroutines: int, nbytes: int) -> None:
+        now = time.monotonic()
+        if now >= self._next:
+            self._next = now + self.EVERY_S
+            self._shown = True
+            print(f"\rread {goroutines:,} goroutines ({nbytes / 1e6:,.0f} MB)...", end="",
+                  file=sys.stderr, flush=True)  # fmt: skip
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._shown:
+            print(file=sys.stderr, flush=True)
 
 
 @magics_class
@@ -157,6 +184,78 @@ class GoleakMagics(Magics):
             agent=not a.no_agent,
         )
 
+    @magic_arguments()
+    @argument("target", nargs="?", help="name of the target (see %%golaunch --list)")
+    @argument(
+        "--source",
+        default="auto",
+        choices=["auto", "agent", "pprof", "delve", "sched"],
+        help="where the goroutines come from (auto: the cheapest that works)",
+    )
+    @argument("--url", help="the program's net/http/pprof address (for --source pprof)")
+    @argument("--stacks", action="store_true", help="keep every goroutine's full stack")
+    @argument("--every", type=float, metavar="S", help="a series: one snapshot every S seconds")
+    @argument("--count", type=int, metavar="K", help="a series of K snapshots (in the background)")
+    @argument(
+        "--diff",
+        nargs=2,
+        type=int,
+        metavar=("A", "B"),
+        help="compare snapshots A and B: new, gone, persisting goroutines, per-site deltas",
+    )
+    @argument("-o", dest="var", metavar="VAR", help="store the result in VAR instead of showing it")
+    @line_magic
+    @_usage_errors
+    def schedsnap(self, line: str) -> Any:
+        """Goroutine snapshots: every live goroutine, its state, where it blocks, where it
+        was created, and whether the GC proved it leaked.
+
+        %schedsnap N [--source auto|agent|pprof|delve|sched] [--url URL] [--stacks]
+                     [--every S --count K] [-o VAR]
+        %schedsnap [N] --diff A B
+
+        Returns the snapshot's rows (the ``goroutines`` table); every snapshot also lands
+        in ``session().targets[N].goroutines``. A series runs in the background and
+        returns its handle (``.snapshots``, ``.wait()``, ``.stop()``).
+        """  # fmt: skip
+        a = parse_argstring(self.schedsnap, line)
+        s = self.session
+        if a.diff:
+            name = a.target or self._only_snapshotted()
+            return self._out(a.var, s.diff(name, *a.diff))
+        if not a.target:
+            raise GoleakError("say which target: %schedsnap NAME (see %golaunch --list).")
+        if a.every is not None or a.count is not None:
+            series = s.snapshot(a.target, source=a.source, url=a.url, stacks=a.stacks,
+                                every=a.every, count=a.count)  # fmt: skip
+            return self._out(a.var, series)
+        with _Progress() as progress:
+            snap = s.snapshot(a.target, source=a.source, url=a.url, stacks=a.stacks,
+                              progress=progress)  # fmt: skip
+        print(snap.summary())
+        for note in snap.notes:
+            print(f"note: {note}")
+        return self._out(a.var, snap.counts if snap.counts is not None else snap.frame)
+
+    def _only_snapshotted(self) -> str:
+        names = [n for n, t in self.session.targets.items() if t.meta.get("snapshots")]
+        if len(names) != 1:
+            have = ", ".join(names) or "none"
+            raise GoleakError(
+                f"say which target to diff: %schedsnap NAME --diff A B (targets with snapshots: "
+                f"{have})."
+            )
+        return names[0]
+
+    def _out(self, var: str | None, value: Any) -> Any:
+        """Return ``value``, or with ``-o VAR`` store it in the user's namespace."""
+        if var is None:
+            return value
+        if not var.isidentifier():
+            raise GoleakError(f"-o takes a Python variable name, got '{var}'.")
+        self.shell.user_ns[var] = value
+        return None
+
     @line_magic
     @_usage_errors
     def goleak(self, line: str) -> Any:
@@ -178,6 +277,28 @@ class GoleakMagics(Magics):
     # Each %goleak subcommand is a method named _goleak_<sub>(rest: str).
     def _goleak_status(self, rest: str) -> Any:
         return self.session.list()
+
+    @magic_arguments(name="goleak suspects")
+    @argument("target", help="name of the target (see %%golaunch --list)")
+    @argument("-o", dest="var", metavar="VAR", help="store the table in VAR instead of showing it")
+    def _goleak_suspects(self, rest: str) -> Any:
+        """%goleak suspects N [-o VAR]: creation sites ranked by leak evidence (score =
+        goroutines the evidence says leak; a suspect scores 5 or more). A running target
+        with fewer than 2 snapshots gets 2 first, 1 s apart."""
+        a = _parse_sub(self._goleak_suspects, rest)
+        return self._out(a.var, self.session.suspects(a.target))
+
+    @magic_arguments(name="goleak report")
+    @argument("target", help="name of the target (see %%golaunch --list)")
+    @argument("--html", metavar="FILE", help="also write the report as an HTML file")
+    def _goleak_report(self, rest: str) -> Any:
+        """%goleak report N [--html FILE]: the top suspect, where it blocks, a
+        representative stack and the numbers behind the verdict."""
+        a = _parse_sub(self._goleak_report, rest)
+        rep = self.session.report(a.target, html=a.html)
+        if a.html:
+            print(f"wrote {a.html}")
+        return rep
 
     @magic_arguments(name="goleak timeline")
     @argument("target", help="name of the target (see %%golaunch --list)")

@@ -140,6 +140,7 @@ def take(
         if taken.cols is not None:
             df = gparse.to_frame(taken.cols, snapshot=snap_id, time=when, source=taken.source)
             target.tables["goroutines"].add(df)  # type: ignore[union-attr]
+            target.suspects_stale = True
         else:
             df = tables.empty("goroutines")
         notes = list(taken.notes)

@@ -71,7 +71,8 @@ class Target:
         # Snapshots arrive as whole DataFrames (see goleak_magic.snapshot).
         self.tables["goroutines"] = tables.FrameLog("goroutines", settings.max_rows)
         self.suspects_frame = tables.empty("suspects")
-        self._suspects_at = 0  # goroutines rows appended when suspects_frame was computed
+        # A new snapshot makes the ranking stale (goleak_magic.snapshot sets this).
+        self.suspects_stale = False
         self.malformed_lines = 0
         # One bounded buffer per stream, so a flood on one never evicts the other's tail.
         self._log: dict[str, deque[tuple[float, str]]] = {}
@@ -105,10 +106,9 @@ class Target:
     @property
     def suspects(self) -> pd.DataFrame:
         """Leak suspects ranked from the snapshots (``goleak_magic.analysis``)."""
-        log = self.tables["goroutines"]
-        if len(log) and self._suspects_at != log.appended:
-            self.suspects_frame = analysis.suspects(log.frame())
-            self._suspects_at = log.appended
+        if self.suspects_stale:
+            self.suspects_frame = analysis.suspects(self.goroutines)
+            self.suspects_stale = False
         return self.suspects_frame.copy()
 
     # ---- launch ---------------------------------------------------------------------
