@@ -18,6 +18,9 @@ creations   one row per goroutine creation seen by %dlvtrace
             time, seq, goid (creator), new_goid, site ("func file:line" of the go
             statement), site_func, site_file, site_line, stack (tuple of "func file:line"),
             stack_id (interned), runtime (True for creations by the runtime itself)
+calls       one row per function entry seen by %dlvtrace --func (kept by that trace)
+            time, seq, goid, func, args (tuple of "name=value"), caller ("func
+            file:line" of the call), stack, stack_id
 goroutines  one row per goroutine per snapshot (the goleak_magic agent's own left out)
             snapshot (its number, per target), time (when taken), source (agent, pprof,
             delve), goid, status (running, runnable, waiting, syscall, leaked, ...),
@@ -83,6 +86,16 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "stack": "object",
         "stack_id": "int64",
         "runtime": "bool",
+    },
+    "calls": {
+        "time": TIME,
+        "seq": "int64",
+        "goid": "Int64",
+        "func": "string",
+        "args": "object",
+        "caller": "string",
+        "stack": "object",
+        "stack_id": "int64",
     },
     "goroutines": {
         "snapshot": "int64",
