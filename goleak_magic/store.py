@@ -357,8 +357,12 @@ def to_target(rec: Recording, name: str, settings: Settings) -> Target:
         "version": man["version"],
     }
     for kind in TABLE_KINDS:
-        rows = target.tables[kind]
-        rows.extend(frames[kind].to_dict("records"))
+        rows, df = target.tables[kind], frames[kind]
+        if isinstance(rows, tables.FrameLog):  # goroutines: one chunk per snapshot, as live
+            for _, chunk in df.groupby("snapshot", sort=True):
+                rows.add(chunk.reset_index(drop=True))
+        else:
+            rows.extend(df.to_dict("records"))
         # Rows the live target had already let go of stay counted as dropped.
         rows.appended += int(man["tables"].get(kind, {}).get("dropped", 0))
     target.suspects_frame = frames["suspects"]
