@@ -99,7 +99,7 @@ def model_data(page: Any, name: str) -> dict[str, list[Any]]:
 
 
 def panel_point(page: Any, title_prefix: str, x_ms: float) -> tuple[float, float]:
-    """Page pixel coordinates of time ``x_ms`` halfway up the panel whose title starts so."""
+    """Page pixel coordinates of time ``x_ms`` low in the panel (below its legend)."""
     return tuple(
         page.evaluate(
             """([prefix, x]) => {
@@ -108,7 +108,7 @@ def panel_point(page: Any, title_prefix: str, x_ms: float) -> tuple[float, float
                   if (!v.model.title.text.startsWith(prefix)) continue
                   const r = v.canvas_view.el.getBoundingClientRect()
                   const f = v.frame.bbox
-                  return [r.left + v.frame.x_scale.compute(x), r.top + f.top + f.height / 2]
+                  return [r.left + v.frame.x_scale.compute(x), r.top + f.top + f.height * 0.85]
                 }
               }
               throw new Error("no panel " + prefix)

@@ -22,6 +22,7 @@ from bokeh.models import (
     CustomJS,
     DataRange1d,
     DataTable,
+    DatetimeTickFormatter,
     Div,
     FactorRange,
     HoverTool,
@@ -29,6 +30,7 @@ from bokeh.models import (
     LogColorMapper,
     NumberFormatter,
     PreText,
+    PrintfTickFormatter,
     StringFormatter,
     TableColumn,
     TapTool,
@@ -104,6 +106,14 @@ def _figure(title: str, x_range: DataRange1d, height: int, **kw: Any) -> Any:
     p.toolbar.active_drag = select
     p.toolbar.active_scroll = p.select_one(WheelZoomTool)
     p.xaxis.axis_label = "wall clock (UTC)"
+    p.xaxis.formatter = DatetimeTickFormatter(
+        milliseconds="%H:%M:%S.%3N",
+        seconds="%H:%M:%S",
+        minsec="%H:%M:%S",
+        minutes="%H:%M",
+        hourmin="%H:%M",
+        hours="%H:%M",
+    )
     p.title.text_font_size = "12px"
     return p
 
@@ -128,7 +138,8 @@ def build(data: TimelineData, title: str, *, live: bool = False) -> TimelineFigu
     reasons = mapper = None
     time_hover = {"@x": "datetime", "@left": "datetime", "@right": "datetime"}
     head = Div(text=TABLE_HINT, render_as_text=True, sizing_mode="stretch_width", name="head")
-    callbacks = {m: _window_js(src, head, data, m) for m in ("box", "spike", "refresh")}
+    table = _table(src["table"])
+    callbacks = {m: _window_js(src, head, table, data, m) for m in ("box", "spike", "refresh")}
 
     if "counts" in want:
         p = _figure("goroutines by state; ◆ = snapshot", x_range, 250, y_range=DataRange1d(start=0))
@@ -237,7 +248,9 @@ def build(data: TimelineData, title: str, *, live: bool = False) -> TimelineFigu
             color=[*COLORS[: n_slots - 1], OTHER_COLOR],
             line_width=0,
         )
-        items["rate"], hovers["rate"] = _slot_legend(p, rs, data.groups, "rate", "r")
+        items["rate"], hovers["rate"] = _slot_legend(
+            p, [(r,) for r in rs], data.groups, "rate", "r"
+        )
         p.yaxis.axis_label = "goroutines created / s"
         figs.append(p)
         titles["rate"] = p.title
@@ -246,14 +259,17 @@ def build(data: TimelineData, title: str, *, live: bool = False) -> TimelineFigu
         p = _figure(
             "alive per creation site (snapshots)", x_range, 210, y_range=DataRange1d(start=0)
         )
-        rs = p.varea_stack(
-            [f"a{i}" for i in range(n_slots)],
-            x="x",
-            source=src["alive"],
-            color=[*COLORS[: n_slots - 1], OTHER_COLOR],
-            alpha=0.85,
+        colors = [*COLORS[: n_slots - 1], OTHER_COLOR]
+        areas = p.varea_stack(
+            [f"a{i}" for i in range(n_slots)], x="x", source=src["alive"], color=colors, alpha=0.7
         )
-        items["alive"], hovers["alive"] = _slot_legend(p, rs, data.groups, "alive", "a")
+        tops = [
+            p.scatter("x", f"c{i}", source=src["alive"], color=c, size=7, line_color="white")
+            for i, c in enumerate(colors)
+        ]
+        items["alive"], hovers["alive"] = _slot_legend(
+            p, list(zip(areas, tops, strict=True)), data.groups, "alive", "a"
+        )
         p.yaxis.axis_label = "goroutines alive"
         figs.append(p)
         titles["alive"] = p.title
@@ -288,7 +304,13 @@ def build(data: TimelineData, title: str, *, live: bool = False) -> TimelineFigu
                 formatters=time_hover,
             )
         )
-        bar = ColorBar(color_mapper=mapper, orientation="horizontal", height=8, width=240)
+        bar = ColorBar(
+            color_mapper=mapper,
+            orientation="horizontal",
+            height=8,
+            width=240,
+            formatter=PrintfTickFormatter(format="%d"),
+        )
         p.add_layout(bar, "above")
         p.ygrid.grid_line_color = None
         figs.append(p)
@@ -311,8 +333,31 @@ def build(data: TimelineData, title: str, *, live: bool = False) -> TimelineFigu
     src["agg"].js_on_change("data", callbacks["refresh"])
     src["agg"].js_on_change("streaming", callbacks["refresh"])
 
-    table = DataTable(
-        source=src["table"],
+    pre = PreText(text=HINT, sizing_mode="stretch_width", name="stack")
+    src["table"].selected.js_on_change(
+        "indices",
+        CustomJS(args={"table": src["table"], "pre": pre, "hint": HINT}, code=_js("stack.js")),
+    )
+    notes = Div(text=notes_html(title, data.notes), sizing_mode="stretch_width", name="notes")
+    root = column(notes, *figs, head, table, pre, sizing_mode="stretch_width", name="timeline")
+    return TimelineFigure(
+        root=root,
+        sources=src,
+        notes=notes,
+        titles=titles,
+        legend_items=items,
+        slot_hovers=hovers,
+        reasons=reasons,
+        heat_mapper=mapper,
+        bin_ms=data.bin_ms,
+        callbacks=callbacks,
+        panels=[k for k in ("counts", "sched", "rate", "alive", "heat") if k in want],
+    )
+
+
+def _table(source: ColumnDataSource) -> DataTable:
+    return DataTable(
+        source=source,
         columns=[
             TableColumn(
                 field="site",
@@ -338,26 +383,6 @@ def build(data: TimelineData, title: str, *, live: bool = False) -> TimelineFigu
         sizing_mode="stretch_width",
         name="sites_table",
     )
-    pre = PreText(text=HINT, sizing_mode="stretch_width", name="stack")
-    src["table"].selected.js_on_change(
-        "indices",
-        CustomJS(args={"table": src["table"], "pre": pre, "hint": HINT}, code=_js("stack.js")),
-    )
-    notes = Div(text=notes_html(title, data.notes), sizing_mode="stretch_width", name="notes")
-    root = column(notes, *figs, head, table, pre, sizing_mode="stretch_width", name="timeline")
-    return TimelineFigure(
-        root=root,
-        sources=src,
-        notes=notes,
-        titles=titles,
-        legend_items=items,
-        slot_hovers=hovers,
-        reasons=reasons,
-        heat_mapper=mapper,
-        bin_ms=data.bin_ms,
-        callbacks=callbacks,
-        panels=[k for k in ("counts", "sched", "rate", "alive", "heat") if k in want],
-    )
 
 
 def _kind_colors() -> Any:
@@ -369,17 +394,18 @@ def _kind_colors() -> Any:
 
 
 def _slot_legend(
-    p: Any, renderers: list[Any], groups: list[str], what: str, prefix: str
+    p: Any, renderers: list[tuple[Any, ...]], groups: list[str], what: str, prefix: str
 ) -> tuple[list[LegendItem], list[HoverTool]]:
-    """One legend entry and one hover per colour slot; labels change in live mode."""
+    """One legend entry and one hover (on the slot's last renderer) per colour slot;
+    labels change in live mode."""
     items, hovers = [], []
     unit = "{0,0.0}/s" if what == "rate" else "{0,0}"
-    for i, r in enumerate(renderers):
+    for i, rs in enumerate(renderers):
         items.append(
-            LegendItem(label=short_site(groups[i]), renderers=[r], visible=bool(groups[i]))
+            LegendItem(label=short_site(groups[i]), renderers=list(rs), visible=bool(groups[i]))
         )
         h = HoverTool(
-            renderers=[r],
+            renderers=[rs[-1]],
             tooltips=slot_tooltips(groups[i], f"{prefix}{i}", unit),
             formatters={"@x": "datetime"},
         )
@@ -418,9 +444,9 @@ def window_args(data: TimelineData) -> dict[str, Any]:
 
 
 def _window_js(
-    src: dict[str, ColumnDataSource], head: Div, data: TimelineData, mode: str
+    src: dict[str, ColumnDataSource], head: Div, grid: DataTable, data: TimelineData, mode: str
 ) -> CustomJS:
-    args = {"mode": mode, "head": head, **window_args(data)}
+    args = {"mode": mode, "head": head, "grid": grid, **window_args(data)}
     for name, key in (
         ("agg", "agg"),
         ("sites", "sites"),

@@ -422,6 +422,9 @@ def _alive(
     cols: dict[str, Any] = {"x": when.to_numpy(float)}
     for i in range(n_slots):
         cols[f"a{i}"] = wide[i].to_numpy(float)
+    for i in range(n_slots):  # the top of each slot's band: a marker that a lone snapshot shows
+        top = sum(cols[f"a{j}"] for j in range(i + 1))
+        cols[f"c{i}"] = np.where(cols[f"a{i}"] > 0, top, np.nan)
     return cols
 
 

@@ -6,7 +6,7 @@
 const b = bin_ms
 let x0, x1
 if (mode === "box") {
-  if (!cb_obj.final) return
+  if (!cb_obj.final || cb_obj.geometry.type !== "rect") return  // taps: see "spike"
   x0 = cb_obj.geometry.x0
   x1 = cb_obj.geometry.x1
 } else if (mode === "spike") {
@@ -39,7 +39,7 @@ for (let i = lo; i < bin.length && bin[i] < x1; i++) {
   n.set(site[i], (n.get(site[i]) ?? 0) + created[i])
   a.set(site[i], (a.get(site[i]) ?? 0) + alive[i])
 }
-const codes = [...n.keys()].sort((p, q) => n.get(q) - n.get(p))
+const codes = [...n.keys()].sort((p, q) => n.get(q) - n.get(p) || p - q)
 const s = sites.data
 const col = (name) => codes.map((c) => s[name][c])
 table.data = {
@@ -47,6 +47,7 @@ table.data = {
   blocked_at: col("blocked_at"), wait_reason: col("wait_reason"), stack: col("stack"),
 }
 table.selected.indices = []
+grid.view.change.emit()  // bokeh redraws a table only when its row count changes
 const total = codes.reduce((t, c) => t + n.get(c), 0)
 const hms = (t) => new Date(t).toISOString().slice(11, 23)
 head.text = `${total.toLocaleString("en")} goroutines ${verb} between ${hms(x0)} and ` +
