@@ -18,6 +18,10 @@ creations   one row per goroutine creation seen by %dlvtrace
             time, seq, goid (creator), new_goid, site ("func file:line" of the go
             statement), site_func, site_file, site_line, stack (tuple of "func file:line"),
             stack_id (interned), runtime (True for creations by the runtime itself)
+sites       one row per creation site, from the creations (goleak_magic.creations.sites)
+            site, site_func, site_file, site_line, runtime, count, alive (of them still
+            alive at the newest listing; NA if none), rate_per_s, first, last, stacks
+            (distinct creator stacks), example_stack (the most common one)
 calls       one row per function entry seen by %dlvtrace --func (kept by that trace)
             time, seq, goid, func, args (tuple of "name=value"), caller ("func
             file:line" of the call), stack, stack_id
@@ -86,6 +90,20 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "stack": "object",
         "stack_id": "int64",
         "runtime": "bool",
+    },
+    "sites": {
+        "site": "string",
+        "site_func": "string",
+        "site_file": "string",
+        "site_line": "Int64",
+        "runtime": "bool",
+        "count": "int64",
+        "alive": "Int64",
+        "rate_per_s": "float64",
+        "first": TIME,
+        "last": TIME,
+        "stacks": "int64",
+        "example_stack": "object",
     },
     "calls": {
         "time": TIME,

@@ -1,0 +1,186 @@
+"""Who creates the goroutines: ``%dlvtrace`` runs on targets, and the per-site summary.
+
+``start`` attaches Delve to a target (or uses a ``--connect``ed one) and starts a
+``delve.tracer.Trace`` whose rows land in the target's live ``creations`` table (or,
+with ``func``, in the trace's own ``calls`` table). ``sites`` groups creations by the
+``go`` statement that made them: how many, how fast, when, and how many are still alive.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from . import tables
+from .delve import server as dlv
+from .delve.tracer import Stacks, Trace
+from .errors import GoleakError
+from .settings import Settings
+from .target import Target
+
+
+class Tracing:
+    """A trace of one target, as the session hands it out: the ``Trace`` plus its rows."""
+
+    def __init__(self, target: Target, trace: Trace, log: Any) -> None:
+        self.target = target
+        self.trace = trace
+        self.log = log  # the target's creations RowLog, or this trace's own calls log
+
+    @property
+    def running(self) -> bool:
+        return self.trace.running
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self.trace.wait(timeout)
+
+    def stop(self, reason: str = "stopped by the user") -> Tracing:
+        self.trace.stop(reason)
+        return self
+
+    def frame(self) -> pd.DataFrame:
+        """This trace's rows (creations, or calls with ``func``)."""
+        df = self.log.frame()
+        if self.trace.func is None:
+            df = df[df["seq"] >= self.trace.seq0].reset_index(drop=True)
+        return df
+
+    def sites(self) -> pd.DataFrame:
+        """The per-site summary of this trace's creations."""
+        if self.trace.func is not None:
+            raise GoleakError("a --func trace records calls, not creations; it has no sites.")
+        return sites(self.frame(), live=live_set(self.target, self.trace), span=self.span())
+
+    def span(self) -> tuple[int, int]:
+        t = self.trace
+        return t.started_ns, t.ended_ns or pd.Timestamp.now(tz="UTC").value
+
+    def __repr__(self) -> str:
+        return f"<dlvtrace {self.target.name}: {self.trace.summary()}>"
+
+
+_latest: weakref.WeakKeyDictionary[Target, Tracing] = weakref.WeakKeyDictionary()
+_stacks: weakref.WeakKeyDictionary[Target, Stacks] = weakref.WeakKeyDictionary()
+_lock = threading.Lock()
+
+
+def start(
+    target: Target,
+    settings: Settings,
+    workdir: Path,
+    *,
+    func: str | None = None,
+    stack: int = 8,
+    duration: float | None = None,
+    max_events: int | None = None,
+    server: dlv.DlvServer | None = None,
+    on_done: Callable[[Tracing], None] | None = None,
+) -> Tracing:
+    """Start tracing ``target`` (attach Delve unless ``server`` is given, acquired)."""
+    with _lock:
+        prev = _latest.get(target)
+        if prev is not None and prev.running:
+            raise GoleakError(
+                f"{target.name} is already being traced ({prev.trace.summary()}); stop it "
+                f"with %dlvtrace --stop {target.name} first."
+            )
+        if server is None:
+            server = dlv.for_target(target, workdir=workdir, dlv=settings.dlv)
+        stacks = _stacks.setdefault(target, Stacks())
+        log = tables.RowLog("calls", settings.max_rows) if func else target.tables["creations"]
+        holder: list[Tracing] = []
+
+        def done(_: Trace) -> None:
+            if holder and on_done is not None:
+                on_done(holder[0])
+
+        try:
+            trace = Trace(
+                server,
+                log.extend,
+                stacks=stacks,
+                seq0=log.appended,
+                depth=stack,
+                func=func,
+                duration=duration,
+                max_events=max_events,
+                on_done=done,
+            )
+            handle = Tracing(target, trace, log)
+            holder.append(handle)
+            trace.start()
+        except BaseException:
+            server.release()
+            raise
+        _latest[target] = handle
+    return handle
+
+
+def latest(target: Target) -> Tracing | None:
+    return _latest.get(target)
+
+
+def live_set(target: Target, trace: Trace | None) -> tuple[frozenset[int], int] | None:
+    """The newest known set of live goroutine ids, and when it was taken: the trace's
+    closing listing or the target's latest snapshot, whichever is newer."""
+    best = None
+    if trace is not None and trace.live_goids is not None and trace.live_at_ns is not None:
+        best = (trace.live_goids, trace.live_at_ns)
+    g = target.tables["goroutines"]
+    if len(g):
+        df = g.frame()
+        last = df[df["snapshot"] == df["snapshot"].max()]
+        at = int(last["time"].max().value)
+        if best is None or at > best[1]:
+            best = (frozenset(int(x) for x in last["goid"]), at)
+    return best
+
+
+def sites(
+    creations: pd.DataFrame,
+    live: tuple[frozenset[int], int] | None = None,
+    span: tuple[int, int] | None = None,
+) -> pd.DataFrame:
+    """One row per creation site, the busiest leaker first.
+
+    ``count`` creations seen there, ``rate_per_s`` over ``span`` (ns since the epoch;
+    default: first to last creation), ``first``/``last`` times, ``alive``: how many of
+    them are in the ``live`` set of goroutine ids (NA when no listing is known),
+    ``stacks``: distinct creator stacks, ``example_stack``: the most common one.
+    Sorted by alive, then count (both descending).
+    """
+    if creations.empty:
+        return tables.empty("sites")
+    df = creations.copy()
+    df["site"] = df["site"].fillna("(unknown site)")
+    if span is None:
+        t = df["time"].astype("int64")
+        span = (int(t.min()), int(t.max()))
+    seconds = (span[1] - span[0]) / 1e9
+    if live is not None:
+        df["_alive"] = df["new_goid"].isin(live[0])
+    grouped = df.groupby("site", sort=False)
+    out = grouped.agg(
+        site_func=("site_func", "first"),
+        site_file=("site_file", "first"),
+        site_line=("site_line", "first"),
+        runtime=("runtime", "first"),
+        count=("seq", "size"),
+        first=("time", "min"),
+        last=("time", "max"),
+        stacks=("stack_id", "nunique"),
+    )
+    top_stack = df.groupby(["site", "stack_id"], sort=False).size().reset_index(name="n")
+    top_stack = top_stack.sort_values("n", ascending=False).drop_duplicates("site")
+    by_id = df.drop_duplicates("stack_id").set_index("stack_id")["stack"]
+    out["example_stack"] = top_stack.set_index("site")["stack_id"].map(by_id)
+    out["alive"] = grouped["_alive"].sum() if live is not None else pd.NA
+    out["rate_per_s"] = out["count"] / seconds if seconds > 0 else float("nan")
+    out = out.reset_index()
+    out = out.sort_values(["alive", "count"], ascending=False, na_position="last", kind="stable")
+    return tables.conform("sites", out.reset_index(drop=True))

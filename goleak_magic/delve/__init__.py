@@ -1,0 +1,1 @@
+"""Driving Delve: ``rpc`` (the JSON-RPC client), ``server`` (dlv's lifecycle), ``tracer``."""

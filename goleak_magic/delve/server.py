@@ -1,0 +1,564 @@
+"""dlv's lifecycle: a headless Delve attached to a target (or running a binary) on a
+private unix socket, or a connection to one that already runs elsewhere.
+
+One ``DlvServer`` per target. While attached, a runner thread keeps the target running
+(``continue``) and hands every breakpoint stop to the handlers registered for that
+breakpoint (the tracer); ``run_halted(fn)`` runs ``fn(client)`` with the target halted
+(set or clear breakpoints, list goroutines) and resumes it. ``release()`` by the last
+user detaches: Delve takes its breakpoints out, the target runs on, dlv exits.
+
+dlv starts through ``process.spawn`` (own session, dies with the kernel); the target
+stopping runs our closer first, so a debugger is always detached before its target goes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import select
+import subprocess
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from .. import process
+from ..errors import GoleakError
+from ..tools import DELVE_VERSION, find_dlv, parse_go_version
+from . import rpc
+
+START_TIMEOUT = 30.0  # dlv reads the binary's DWARF before it answers
+DETACH_TIMEOUT = 10.0
+HALT_RETRY_S = 0.5  # a halt that lands while the target is already stopped is lost: resend
+OUTPUT_LINES = 200
+LISTEN_RE = re.compile(r"API server listening at: (\S+)")
+
+T = TypeVar("T")
+
+
+class HitHandler(Protocol):
+    """What the runner calls: stops at the handler's breakpoints, and the end."""
+
+    bp_ids: set[int]
+
+    def hits(self, threads: list[dict[str, Any]], now_ns: int) -> bool:
+        """Record the stopped threads (raw ``api.Thread`` dicts); False = done."""
+
+    def ended(self, why: str) -> None:
+        """The session ended under the handler (target exited, dlv lost, detached)."""
+
+
+class DlvServer:
+    """A connected Delve that keeps its target running between ``run_halted`` calls."""
+
+    def __init__(
+        self,
+        client: rpc.Client,
+        *,
+        label: str,
+        proc: subprocess.Popen[bytes] | None = None,
+        output: deque[str] | None = None,
+        kill_on_close: bool = False,
+    ) -> None:
+        self.client = client
+        self.label = label  # "pid 1234" / the remote address, for messages
+        self.proc = proc
+        self.output = output if output is not None else deque(maxlen=OUTPUT_LINES)
+        self.kill_on_close = kill_on_close  # dlv exec: the target is dlv's, it goes too
+        self.version = client.get_version()
+        self.pid = client.process_pid()
+        self.warnings: list[str] = []
+        self.exit_status: int | None = None  # the target's, when Delve saw it exit
+        self.ended: str | None = None  # why the session is over
+        self._handlers: dict[int, HitHandler] = {}
+        self._requests: deque[tuple[Callable[[rpc.Client], Any], _Reply]] = deque()
+        self._lock = threading.Lock()
+        self._users = 0
+        self._runner: threading.Thread | None = None
+        self._running: rpc.Call | None = None  # the outstanding continue
+        self._closing = False
+        self._done = threading.Event()
+
+    # ---- users ------------------------------------------------------------------------
+    def acquire(self) -> DlvServer:
+        with self._lock:
+            self._users += 1
+        return self
+
+    def release(self) -> None:
+        """The last user out detaches (the target keeps running)."""
+        with self._lock:
+            self._users -= 1
+            last = self._users <= 0
+        if last:
+            self.close()
+
+    # ---- running ----------------------------------------------------------------------
+    def start(self) -> None:
+        """Resume the target and keep it running; stops go to the registered handlers."""
+        if self._runner is None:
+            self._runner = threading.Thread(
+                target=self._run, name=f"goleak-dlv-{self.label}", daemon=True
+            )
+            self._runner.start()
+
+    def add_handler(self, handler: HitHandler) -> None:
+        with self._lock:
+            for bp in handler.bp_ids:
+                self._handlers[bp] = handler
+
+    def remove_handler(self, handler: HitHandler) -> None:
+        with self._lock:
+            for bp in handler.bp_ids:
+                self._handlers.pop(bp, None)
+
+    @property
+    def alive(self) -> bool:
+        return self.ended is None
+
+    def run_halted(self, fn: Callable[[rpc.Client], T], timeout: float = 120.0) -> T:
+        """``fn(client)`` with the target halted; the target runs on afterwards."""
+        if self.ended is not None:
+            raise GoleakError(f"Delve is no longer attached to {self.label} ({self.ended}).")
+        if self._runner is None or threading.current_thread() is self._runner:
+            return fn(self.client)
+        reply = _Reply()
+        with self._lock:
+            self._requests.append((fn, reply))
+        self._interrupt()
+        deadline = time.monotonic() + timeout
+        while not reply.done.wait(HALT_RETRY_S):
+            if self.ended is not None and not reply.done.is_set():
+                raise GoleakError(f"Delve is no longer attached to {self.label} ({self.ended}).")
+            if time.monotonic() > deadline:
+                raise GoleakError(
+                    f"Delve did not halt {self.label} within {timeout:.0f}s; "
+                    "stop the trace and try again."
+                )
+            self._interrupt()
+        if reply.error is not None:
+            raise reply.error
+        return reply.value  # type: ignore[return-value]
+
+    def _interrupt(self) -> None:
+        running = self._running
+        if running is not None and not running.done():
+            with contextlib.suppress(rpc.DelveError):
+                self.client.send("Command", {"name": "halt"})
+
+    def _run(self) -> None:
+        why = "detached"
+        try:
+            while True:
+                self._serve_requests()
+                if self._closing:
+                    break
+                self._running = self.client.send("Command", {"name": "continue"})
+                if self._requests or self._closing:
+                    self._interrupt()
+                reply = self._running.result(None)
+                self._running = None
+                state = reply["State"]
+                self._dispatch(state)
+                if state.get("exited"):
+                    self.exit_status = state.get("exitStatus", 0)
+                    why = f"the target exited ({process.describe_status(self.exit_status)})"
+                    break
+        except rpc.ConnectionClosed:
+            why = self._lost()
+        except rpc.DelveError as e:
+            why = f"Delve failed: {e}"
+        finally:
+            self._running = None
+            self._finish(why)
+
+    def _dispatch(self, state: dict[str, Any]) -> None:
+        by_handler: dict[int, tuple[HitHandler, list[dict[str, Any]]]] = {}
+        with self._lock:
+            for th in state.get("Threads") or ():
+                bp = th.get("breakPoint")
+                handler = self._handlers.get(bp["id"]) if bp else None
+                if handler is not None:
+                    by_handler.setdefault(id(handler), (handler, []))[1].append(th)
+        now = time.time_ns()
+        for handler, threads in by_handler.values():
+            if not handler.hits(threads, now):
+                self.remove_handler(handler)
+
+    def _serve_requests(self) -> None:
+        while self._requests:
+            with self._lock:
+                fn, reply = self._requests.popleft()
+            try:
+                reply.value = fn(self.client)
+            except rpc.ConnectionClosed:
+                reply.error = GoleakError(f"Delve went away from {self.label} ({self._lost()}).")
+                reply.done.set()
+                raise
+            except (rpc.DelveError, GoleakError) as e:
+                reply.error = e if isinstance(e, GoleakError) else GoleakError(f"Delve: {e}.")
+            reply.done.set()
+
+    def _lost(self) -> str:
+        if self.proc is None:
+            return f"the connection to {self.client.address} dropped"
+        try:
+            status = self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            return "the connection to dlv dropped"
+        tail = " | ".join(list(self.output)[-3:])
+        return f"dlv died ({process.describe_status(status)}{': ' + tail if tail else ''})"
+
+    def _finish(self, why: str) -> None:
+        self.ended = why
+        with self._lock:
+            handlers = {id(h): h for h in self._handlers.values()}.values()
+            self._handlers.clear()
+            requests = list(self._requests)
+            self._requests.clear()
+        for _, reply in requests:
+            reply.error = GoleakError(f"Delve is no longer attached to {self.label} ({why}).")
+            reply.done.set()
+        for h in handlers:
+            h.ended(why)
+        self._done.set()
+        if not self._closing:  # the target exited or dlv went away
+            self._closing = True
+            self._shutdown()
+
+    # ---- the end ----------------------------------------------------------------------
+    def close(self) -> None:
+        """Detach (Delve takes its breakpoints out; the target runs on) and end dlv."""
+        if self._closing:
+            return
+        self._closing = True
+        if self._runner is not None and self._runner is not threading.current_thread():
+            deadline = time.monotonic() + DETACH_TIMEOUT
+            while not self._done.wait(HALT_RETRY_S) and time.monotonic() < deadline:
+                self._interrupt()
+        elif self._runner is None:
+            self._finish("detached")
+        self._shutdown()
+
+    def _shutdown(self) -> None:
+        if not self.client.closed:
+            with contextlib.suppress(rpc.DelveError):
+                if self.exit_status is None:
+                    for bp in self.client.list_breakpoints():
+                        if bp.id > 0:  # Delve's own (negative ids) are not ours to clear
+                            self.client.clear_breakpoint(bp.id)
+            # Detach makes dlv exit; the target runs on (or dies with it under dlv exec).
+            with contextlib.suppress(rpc.DelveError):
+                self.client.detach(kill=self.kill_on_close)
+        self.client.close()
+        if self.proc is not None:
+            try:
+                self.proc.wait(DETACH_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill(self.proc)
+
+
+class _Reply:
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.value: Any = None
+        self.error: Exception | None = None
+
+
+# ---- starting ---------------------------------------------------------------------------
+def attach(pid: int, *, workdir: Path, dlv: str = "") -> DlvServer:
+    """``dlv attach PID`` on a unix socket in ``workdir``; the target is halted until
+    ``start()``."""
+    exe = find_dlv(dlv)
+    sock = workdir / f"dlv-{pid}-{time.monotonic_ns() % 1_000_000}.sock"
+    argv = [exe, "attach", str(pid), *_headless(sock)]
+    return _launch(argv, label=f"pid {pid}", pid=pid, kill_on_close=False)
+
+
+def exec_binary(
+    binary: str | Path, args: list[str] | tuple[str, ...] = (), *, workdir: Path, dlv: str = ""
+) -> DlvServer:
+    """``dlv exec BINARY -- ARGS``: the program starts halted, before its first
+    instruction, and is killed when the server closes."""
+    exe = find_dlv(dlv)
+    sock = workdir / f"dlv-exec-{time.monotonic_ns() % 1_000_000}.sock"
+    argv = [exe, "exec", str(binary), *_headless(sock), "--", *args]
+    return _launch(argv, label=Path(binary).name, pid=None, kill_on_close=True)
+
+
+def connect(address: str, *, timeout: float = 10.0) -> DlvServer:
+    """An already running ``dlv --headless --api-version=2`` (e.g. on a remote host)."""
+    try:
+        client = rpc.Client(address, timeout=max(timeout, rpc.DEFAULT_TIMEOUT))
+    except ValueError as e:
+        raise GoleakError(
+            f"--connect takes HOST:PORT or unix:/path of a headless dlv, not '{address}'."
+        ) from e
+    except rpc.DelveError as e:
+        raise GoleakError(
+            f"cannot reach a headless dlv at {address} ({e}); start it with "
+            "`dlv attach PID --headless --api-version=2 --listen=HOST:PORT` and check the "
+            "address."
+        ) from e
+    server = _checked(DlvServer(client, label=address))
+    with contextlib.suppress(rpc.DelveError):
+        st = client.state(non_blocking=True)
+        if st.exited:
+            client.close()
+            raise GoleakError(f"the program behind {address} has already exited; nothing to trace.")
+        if st.running:
+            client.halt()
+    return server
+
+
+def _headless(sock: Path) -> list[str]:
+    # --check-go-version=false: our own check (check_versions) says what to do instead.
+    return ["--headless", "--api-version=2", f"--listen=unix:{sock}", "--check-go-version=false"]
+
+
+def _launch(argv: list[str], *, label: str, pid: int | None, kill_on_close: bool) -> DlvServer:
+    try:
+        proc = process.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    except OSError as e:
+        raise GoleakError(f"could not start {argv[0]}: {e.strerror}; check the dlv path.") from e
+    output: deque[str] = deque(maxlen=OUTPUT_LINES)
+    assert proc.stdout is not None
+    address = _await_listen(proc, output)
+    if address is None:
+        raise _start_error(proc, output, pid)
+    threading.Thread(
+        target=_drain, args=(proc, output), name=f"goleak-dlv-out-{label}", daemon=True
+    ).start()
+    try:
+        client = rpc.Client(address, timeout=START_TIMEOUT)
+        server = DlvServer(
+            client, label=label, proc=proc, output=output, kill_on_close=kill_on_close
+        )
+    except rpc.DelveError:
+        # dlv prints the address before it attaches; a failed attach closes the socket.
+        raise _start_error(proc, output, pid) from None
+    return _checked(server)
+
+
+def _await_listen(proc: subprocess.Popen[bytes], output: deque[str]) -> str | None:
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    deadline = time.monotonic() + START_TIMEOUT
+    buf = b""
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if not ready:
+            if proc.poll() is not None:
+                return None
+            continue
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return None
+        buf += chunk
+        *lines, buf = buf.split(b"\n")
+        for raw in lines:
+            line = raw.decode("utf-8", "replace").rstrip()
+            output.append(line)
+            m = LISTEN_RE.search(line)
+            if m:
+                if buf:
+                    output.append(buf.decode("utf-8", "replace"))
+                return m.group(1)
+    process.kill(proc)
+    output.append(f"(no 'API server listening' line within {START_TIMEOUT:.0f}s)")
+    return None
+
+
+def _drain(proc: subprocess.Popen[bytes], output: deque[str]) -> None:
+    assert proc.stdout is not None
+    for raw in iter(proc.stdout.readline, b""):
+        output.append(raw.decode("utf-8", "replace").rstrip())
+
+
+def _start_error(proc: subprocess.Popen[bytes], output: deque[str], pid: int | None) -> GoleakError:
+    try:
+        proc.wait(5)
+    except subprocess.TimeoutExpired:
+        process.kill(proc)
+    _drain(proc, output)
+    text = " | ".join(ln for ln in output if ln and not LISTEN_RE.search(ln)) or "no output"
+    return GoleakError(attach_advice(pid, text) if pid is not None else _exec_advice(text))
+
+
+def attach_advice(pid: int, dlv_says: str) -> str:
+    """One sentence on why ``dlv attach PID`` failed and what to do."""
+    low = dlv_says.lower()
+    if "no such process" in low:
+        return f"process {pid} is gone (dlv: {dlv_says}); launch it again."
+    if "already being debugged" in low:
+        m = re.search(r"by pid (\d+)", dlv_says)
+        who = _describe_pid(int(m.group(1))) if m else "another debugger"
+        return (
+            f"ptrace is not permitted: process {pid} is already being debugged by {who}; "
+            "stop that debugger (or its %dlvtrace) and try again."
+        )
+    if "does not own" in low:
+        owner = _owner(pid)
+        return (
+            f"ptrace is not permitted: process {pid} runs as {owner} and this kernel as "
+            f"{_user(os.getuid())}; run the notebook as {owner}, or launch the program from "
+            "the notebook with %golaunch."
+        )
+    if "ptrace_scope" in low or "operation not permitted" in low:
+        scope = _ptrace_scope()
+        if scope is not None and scope >= 3:
+            return (
+                f"ptrace is not permitted: kernel.yama.ptrace_scope={scope} forbids every attach "
+                "until reboot; trace a program that dlv starts itself instead."
+            )
+        if scope:
+            return (
+                f"ptrace is not permitted: kernel.yama.ptrace_scope={scope} only lets a process "
+                f"trace its own children and {pid} was not started by this notebook; launch it "
+                "with %golaunch (it allows the notebook's debugger) or, as root, run "
+                "`sysctl kernel.yama.ptrace_scope=0`."
+            )
+        return (
+            f"ptrace is not permitted for process {pid} ({dlv_says}); in a container add "
+            "--cap-add=SYS_PTRACE (and a seccomp profile that allows ptrace)."
+        )
+    return f"dlv could not attach to process {pid}: {dlv_says} — check that it is a Go program."
+
+
+def _exec_advice(dlv_says: str) -> str:
+    return f"dlv could not start the program: {dlv_says} — check the binary and its arguments."
+
+
+def _checked(server: DlvServer) -> DlvServer:
+    """Refuse a Delve that is too old for the target's Go; warn on an older Go."""
+    problem, warning = check_versions(server.version)
+    if problem:
+        if server.proc is None:
+            server.client.close()  # a server we did not start is left as it was
+        else:
+            server.close()
+        raise GoleakError(problem)
+    if warning:
+        server.warnings.append(warning)
+    return server
+
+
+def check_versions(v: rpc.Version) -> tuple[str | None, str | None]:
+    """(why this Delve cannot debug this target, a warning): from ``GetVersion``."""
+    delve = _delve_version(v.delve_version)
+    go = parse_go_version(v.target_go_version)
+    lo, hi = parse_go_version("go" + v.min_go), parse_go_version("go" + v.max_go)
+    if go is None or lo is None or hi is None:
+        return None, None
+    shown = f"go1.{go[0]}.{go[1]}"
+    if go[0] > hi[0]:
+        return (
+            f"dlv {delve} is too old for this program: it knows Go up to 1.{hi[0]} and the "
+            f"program was built with {shown}; install Delve v{DELVE_VERSION} or newer "
+            "(scripts/setup.sh does) or point %config GoleakMagics.dlv at a newer dlv.",
+            None,
+        )
+    if go[0] < lo[0]:
+        return None, (
+            f"dlv {delve} supports Go 1.{lo[0]} to 1.{hi[0]} and this program was built with "
+            f"{shown}; tracing goes on, but rebuild with a newer Go if stacks look wrong."
+        )
+    return None, None
+
+
+def _delve_version(text: str) -> str:
+    m = re.search(r"(\d+\.\d+\.\d+)", text)
+    return m.group(1) if m else text.strip() or "?"
+
+
+def _ptrace_scope() -> int | None:
+    try:
+        return int(Path("/proc/sys/kernel/yama/ptrace_scope").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _owner(pid: int) -> str:
+    try:
+        return _user(os.stat(f"/proc/{pid}").st_uid)
+    except OSError:
+        return "another user"
+
+
+def _user(uid: int) -> str:
+    import pwd
+
+    try:
+        return f"user {pwd.getpwuid(uid).pw_name}"
+    except KeyError:
+        return f"uid {uid}"
+
+
+def _describe_pid(pid: int) -> str:
+    try:
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+        return f"pid {pid} ({comm})"
+    except OSError:
+        return f"pid {pid}"
+
+
+# ---- one server per target ---------------------------------------------------------------
+_servers: weakref.WeakKeyDictionary[Any, DlvServer] = weakref.WeakKeyDictionary()
+_servers_lock = threading.Lock()
+
+
+def for_target(target: Any, *, workdir: Path, dlv: str = "") -> DlvServer:
+    """The target's Delve (attaching now if needed), acquired: ``release()`` when done.
+
+    ``target`` is a ``goleak_magic.target.Target``; its closers detach Delve before it
+    stops. Start every new server from the kernel's main thread (process.spawn's rule).
+    """
+    with _servers_lock:
+        server = _servers.get(target)
+        if server is not None and server.alive and not server._closing:
+            return server.acquire()
+        if not target.alive or target.pid is None:
+            raise GoleakError(
+                f"{target.name} is not running ({target.state}); launch it again with %golaunch."
+            )
+        server = attach(target.pid, workdir=workdir, dlv=dlv)
+        _servers[target] = server
+    target.add_closer(server.close)
+    server.acquire()
+    server.start()
+    return server
+
+
+def register(target: Any, server: DlvServer) -> DlvServer:
+    """Make ``server`` (e.g. from ``connect``) the target's Delve, acquired."""
+    with _servers_lock:
+        old = _servers.get(target)
+        if old is not None and old.alive and not old._closing:
+            server.close()
+            raise GoleakError(f"{target.name} already has a Delve attached.")
+        _servers[target] = server
+    target.add_closer(server.close)
+    server.acquire()
+    server.start()
+    return server
+
+
+def current(target: Any) -> DlvServer | None:
+    """The target's live Delve, if one is attached."""
+    server = _servers.get(target)
+    return server if server is not None and server.alive and not server._closing else None
+
+
+@contextlib.contextmanager
+def attached(target: Any, *, workdir: Path, dlv: str = "") -> Iterator[DlvServer]:
+    """``with attached(t, workdir=...) as dbg: dbg.run_halted(...)``; detaches after,
+    unless a trace still uses it."""
+    server = for_target(target, workdir=workdir, dlv=dlv)
+    try:
+        yield server
+    finally:
+        server.release()

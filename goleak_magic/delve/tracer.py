@@ -1,0 +1,424 @@
+"""The tracepoint loop behind ``%dlvtrace``: every goroutine creation, one stop each.
+
+Where to stop: ``runtime.newproc`` runs the creation on the system stack in a closure,
+``runtime.newproc.func1``, which calls ``newproc1`` (it builds the new g) and then
+``runqput(pp, newg, true)``. A tracepoint on the statement of that ``runqput`` call sees
+both halves of a creation in one stop: ``newg.goid`` (the new goroutine's id) as a
+variable, and through Delve's stack switch the creator's stack above ``runtime.newproc``
+(the ``go`` statement and its callers). Delve finds the same spot for its own
+step-into-goroutine; we find it the same way, by disassembling ``newproc.func1`` for the
+call, so no Go-version-specific line number is needed. ``dlv trace 'runtime\\.newproc$'``
+stops twice (entry and return) and never learns the new id.
+
+With ``func`` (a Go regexp) it traces those functions' entries with their arguments
+instead, as ``dlv trace`` does, into a ``calls`` table.
+
+Rows are built from Delve's raw JSON on the runner thread while the target is halted;
+frames and whole stacks are interned so a hot ``go`` statement costs a dict lookup.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import GoleakError
+from . import rpc
+from .server import DlvServer
+
+HOOK_FUNC = "runtime.newproc.func1"
+HOOK_CALL = "runtime.runqput"
+CREATOR = "runtime.newproc"
+HOOK_FRAMES = 4  # newproc.func1, systemstack, systemstack_switch, newproc
+MAX_FUNCS = 200  # more tracepoints than this and every call of the program stops
+LIVE_BUDGET_S = 5.0  # the closing goroutine listing (for "alive") gives up after this
+LIVE_PAGE = 2000
+ARGS_CONFIG = rpc.LoadConfig(max_variable_recurse=1, max_string_len=64, max_array_values=8,
+                             max_struct_fields=3)  # fmt: skip
+RUNTIME_PACKAGES = ("runtime", "internal/runtime/")
+
+Row = dict[str, Any]
+
+
+def package_of(func: str) -> str:
+    """``net/http.(*Server).Serve`` → ``net/http``; ``runtime.gcenable`` → ``runtime``."""
+    slash = func.rfind("/")
+    dot = func.find(".", slash + 1)
+    return func[:dot] if dot > 0 else func
+
+
+def is_runtime(func: str | None) -> bool:
+    if not func:
+        return True
+    pkg = package_of(func)
+    return pkg == "runtime" or pkg.startswith(RUNTIME_PACKAGES[1])
+
+
+class Stacks:
+    """Interned frames and stacks of one target (ids stay stable across its traces)."""
+
+    def __init__(self) -> None:
+        self.ids: dict[tuple[str, ...], int] = {}
+        self._by_raw: dict[tuple[Any, ...], tuple[tuple[str, ...], int, tuple[Any, ...]]] = {}
+        self._lock = threading.Lock()
+
+    def intern(
+        self, raw: list[dict[str, Any]], skip_hook: bool, depth: int
+    ) -> tuple[tuple[str, ...], int, tuple[Any, ...]]:
+        """(stack, stack_id, (site_func, site_file, site_line)) for Delve's raw frames."""
+        key = (skip_hook, depth, *((f.get("pc"), f.get("line")) for f in raw))
+        hit = self._by_raw.get(key)
+        if hit is not None:
+            return hit
+        frames = [((f.get("function") or {}).get("name") or "?", f.get("file", ""),
+                   f.get("line", 0)) for f in raw]  # fmt: skip
+        if skip_hook:
+            cut = next((i for i, fr in enumerate(frames) if fr[0] == CREATOR), None)
+            if cut is not None:
+                frames = frames[cut + 1 :]
+        site = frames[0] if frames else (None, None, None)
+        stack = tuple(sys.intern(f"{fn} {file}:{line}") for fn, file, line in frames[:depth])
+        with self._lock:
+            stack_id = self.ids.setdefault(stack, len(self.ids))
+            out = (stack, stack_id, site)
+            self._by_raw[key] = out
+        return out
+
+
+class Trace:
+    """One ``%dlvtrace`` run on one target: rows flow into ``sink`` as they come."""
+
+    def __init__(
+        self,
+        server: DlvServer,
+        sink: Callable[[list[Row]], None],
+        *,
+        stacks: Stacks,
+        seq0: int = 0,
+        depth: int = 8,
+        func: str | None = None,
+        duration: float | None = None,
+        max_events: int | None = None,
+        live: bool = True,
+        on_done: Callable[[Trace], None] | None = None,
+    ) -> None:
+        if depth < 0:
+            raise GoleakError("--stack takes a number of frames, 0 or more (e.g. 8).")
+        if duration is not None and duration <= 0:
+            raise GoleakError("--duration takes a positive number of seconds, e.g. 5.")
+        if max_events is not None and max_events <= 0:
+            raise GoleakError("--max-events takes a positive number of events, e.g. 1000.")
+        self.server = server
+        self.sink = sink
+        self.stacks = stacks
+        self.depth = depth
+        self.func = func
+        self.kind = "calls" if func else "creations"
+        self.duration = duration
+        self.max_events = max_events
+        self.want_live = live
+        self.seq0 = seq0
+        self.events = 0
+        self.state = "starting"  # running, then stopped / done / exited / lost
+        self.reason = ""
+        self.warnings: list[str] = list(server.warnings)
+        self.functions: list[str] = []
+        self.bp_ids: set[int] = set()
+        self.hook = ""  # where the tracepoint sits, for the record
+        self.live_goids: frozenset[int] | None = None  # alive when the trace ended
+        self.live_at_ns: int | None = None
+        self.started_ns = time.time_ns()
+        self.ended_ns: int | None = None
+        self._t0 = time.monotonic()
+        self._t1: float | None = None
+        self._on_done = on_done
+        self._finished = False
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._timer: threading.Timer | None = None
+
+    # ---- start ------------------------------------------------------------------------
+    def start(self) -> Trace:
+        """Set the tracepoints (target halted) and let the target run."""
+        try:
+            self.bp_ids = set(self.server.run_halted(self._install))
+        except rpc.DelveError as e:
+            raise GoleakError(f"Delve refused the tracepoint on {self.server.label}: {e}.") from e
+        self.state = "running"
+        self._t0 = time.monotonic()
+        self.started_ns = time.time_ns()
+        self.server.add_handler(self)
+        self.server.start()
+        if self.duration is not None:
+            self._timer = threading.Timer(self.duration, self._expire)
+            self._timer.daemon = True
+            self._timer.start()
+        return self
+
+    def _install(self, client: rpc.Client) -> list[int]:
+        if self.func is None:
+            return [self._install_creation_hook(client)]
+        return self._install_func(client)
+
+    def _install_creation_hook(self, client: rpc.Client) -> int:
+        call = _runqput_call(client)
+        delve_depth = max(self.depth, 1) + HOOK_FRAMES
+        if call is None:
+            # An unexpected runtime: stop on newproc's entry (no new goroutine id there).
+            self.warnings.append(
+                f"no {HOOK_CALL} call found in {HOOK_FUNC} of this Go runtime; tracing "
+                f"{CREATOR} entries instead, so new_goid stays empty."
+            )
+            self.hook = CREATOR
+            bp = client.create_breakpoint(
+                function_name=CREATOR, tracepoint=True, stacktrace=max(self.depth, 1) + 1
+            )
+            return bp.id
+        self.hook = f"{HOOK_FUNC} {call.loc.file}:{call.loc.line}"
+        try:
+            bp = client.create_breakpoint(
+                file=call.loc.file,
+                line=call.loc.line,
+                tracepoint=True,
+                stacktrace=delve_depth,
+                variables=["newg.goid"],
+            )
+        except rpc.RPCError as e:
+            if "exists" in e.message.lower():
+                raise GoleakError(
+                    f"another Delve client already has a tracepoint on goroutine creation in "
+                    f"{self.server.label}; stop that trace first."
+                ) from None
+            raise
+        return bp.id
+
+    def _install_func(self, client: rpc.Client) -> list[int]:
+        assert self.func is not None
+        try:
+            funcs = client.list_functions(self.func)
+        except rpc.RPCError as e:
+            raise GoleakError(
+                f"--func {self.func!r} is not a valid Go regexp ({e.message}); fix it, "
+                r"e.g. 'main\.handler$'."
+            ) from None
+        if not funcs:
+            raise GoleakError(
+                f"--func {self.func!r} matches no function in {self.server.label}; check the "
+                r"spelling (package-qualified, e.g. 'main\.handler$' or 'net/http\.Get$')."
+            )
+        if len(funcs) > MAX_FUNCS:
+            raise GoleakError(
+                f"--func {self.func!r} matches {len(funcs)} functions (e.g. {funcs[0]}); "
+                f"narrow it to at most {MAX_FUNCS}, e.g. anchor it with '$'."
+            )
+        ids, failed = [], []
+        for fn in funcs:
+            try:
+                bp = client.create_breakpoint(
+                    function_name=fn,
+                    tracepoint=True,
+                    stacktrace=max(self.depth, 1),
+                    load_args=ARGS_CONFIG,
+                )
+            except rpc.RPCError as e:
+                failed.append(f"{fn}: {e.message}")
+                continue
+            ids.append(bp.id)
+            self.functions.append(fn)
+        if not ids:
+            raise GoleakError(
+                f"Delve could not set a tracepoint on any function matching {self.func!r} "
+                f"({failed[0]}); pick other functions."
+            )
+        if failed:
+            self.warnings.append(f"{len(failed)} functions could not be traced: {failed[0]}")
+        self.hook = ", ".join(self.functions[:5]) + (" ..." if len(self.functions) > 5 else "")
+        return ids
+
+    # ---- the runner's callbacks (target halted) ------------------------------------------
+    def hits(self, threads: list[dict[str, Any]], now_ns: int) -> bool:
+        build = self._creation_row if self.func is None else self._call_row
+        rows = [build(th, now_ns, self.seq0 + self.events + i) for i, th in enumerate(threads)]
+        if self.max_events is not None:
+            rows = rows[: max(self.max_events - self.events, 0)]
+        if rows:
+            self.sink(rows)
+            self.events += len(rows)
+        if self.max_events is not None and self.events >= self.max_events and self._claim():
+            self._close_while_halted(self.server.client, "done", f"{self.events} events")
+            threading.Thread(target=self._release, daemon=True).start()
+            return False
+        return True
+
+    def ended(self, why: str) -> None:
+        if not self._claim():
+            return
+        if self.server.exit_status is not None:
+            self._mark("exited", why)
+        elif why == "detached":
+            self._mark("stopped", "the target was stopped")
+        else:
+            self._mark("lost", why)
+        self._release()
+
+    def _creation_row(self, th: dict[str, Any], now_ns: int, seq: int) -> Row:
+        info = th.get("breakPointInfo") or {}
+        stack, stack_id, (fn, file, line) = self.stacks.intern(
+            info.get("stacktrace") or [], True, self.depth
+        )
+        new_goid = None
+        for v in info.get("variables") or ():
+            if not v.get("unreadable"):
+                try:
+                    new_goid = int(v.get("value", ""))
+                except ValueError:
+                    pass
+        return {
+            "time": now_ns,
+            "seq": seq,
+            "goid": th.get("goroutineID"),
+            "new_goid": new_goid,
+            "site": f"{fn} {file}:{line}" if fn else None,
+            "site_func": fn,
+            "site_file": file,
+            "site_line": line,
+            "stack": stack,
+            "stack_id": stack_id,
+            "runtime": is_runtime(fn),
+        }
+
+    def _call_row(self, th: dict[str, Any], now_ns: int, seq: int) -> Row:
+        info = th.get("breakPointInfo") or {}
+        raw = info.get("stacktrace") or []
+        stack, stack_id, _ = self.stacks.intern(raw, False, self.depth)
+        caller = _frame_text(raw[1]) if len(raw) > 1 else None
+        bp = th.get("breakPoint") or {}
+        args = tuple(str(rpc.Variable.from_json(v)) for v in info.get("arguments") or ())
+        return {
+            "time": now_ns,
+            "seq": seq,
+            "goid": th.get("goroutineID"),
+            "func": bp.get("functionName") or (th.get("function") or {}).get("name"),
+            "args": args,
+            "caller": caller,
+            "stack": stack,
+            "stack_id": stack_id,
+        }
+
+    # ---- stopping -----------------------------------------------------------------------
+    def stop(self, reason: str = "stopped by the user") -> Trace:
+        """Take the tracepoints out, note which new goroutines are alive, detach."""
+        if self._claim():
+            try:
+                self.server.run_halted(lambda c: self._close_while_halted(c, "stopped", reason))
+            except GoleakError as e:
+                self._mark("lost", str(e))
+            self.server.remove_handler(self)
+            threading.Thread(target=self._release, daemon=True).start()
+        self._done.wait(60)
+        return self
+
+    def _expire(self) -> None:
+        self.stop(f"--duration {self.duration:g}s is over")
+
+    def _claim(self) -> bool:
+        """True for the one caller that gets to end the trace."""
+        with self._lock:
+            if self._finished:
+                return False
+            self._finished = True
+        if self._timer is not None:
+            self._timer.cancel()
+        return True
+
+    def _close_while_halted(self, client: rpc.Client, state: str, reason: str) -> None:
+        for bp in self.bp_ids:
+            try:
+                client.clear_breakpoint(bp)
+            except rpc.DelveError:
+                pass
+        if self.want_live and self.func is None and self.server.exit_status is None:
+            self._list_live(client)
+        self._mark(state, reason)
+
+    def _list_live(self, client: rpc.Client) -> None:
+        ids: set[int] = set()
+        start, deadline = 0, time.monotonic() + LIVE_BUDGET_S
+        try:
+            while start >= 0:
+                if time.monotonic() > deadline:
+                    self.warnings.append(
+                        f"listing the live goroutines took over {LIVE_BUDGET_S:g}s; 'alive' "
+                        "is left empty (take a snapshot instead)."
+                    )
+                    return
+                out = client.call("ListGoroutines", {"Start": start, "Count": LIVE_PAGE})
+                ids.update(g["id"] for g in out.get("Goroutines") or ())
+                nxt = out.get("Nextg", -1)
+                start = -1 if nxt == start else nxt
+        except rpc.DelveError as e:
+            self.warnings.append(f"could not list the live goroutines ({e}).")
+            return
+        self.live_goids = frozenset(ids)
+        self.live_at_ns = time.time_ns()
+
+    def _mark(self, state: str, reason: str) -> None:
+        if self.state in ("running", "starting"):
+            self.state = state
+            self.reason = reason
+            self._t1 = time.monotonic()
+            self.ended_ns = time.time_ns()
+
+    def _release(self) -> None:
+        try:
+            self.server.release()
+        finally:
+            if self._on_done is not None:
+                self._on_done(self)
+            self._done.set()
+
+    # ---- views ------------------------------------------------------------------------
+    @property
+    def running(self) -> bool:
+        return not self._done.is_set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the trace is over (duration, max events, exit, stop)."""
+        return self._done.wait(timeout)
+
+    @property
+    def elapsed(self) -> float:
+        return (self._t1 or time.monotonic()) - self._t0
+
+    def progress(self) -> str:
+        rate = self.events / self.elapsed if self.elapsed > 0 else 0.0
+        return f"{self.events:,} events, {rate:,.0f}/s, {self.elapsed:.1f}s"
+
+    def summary(self) -> str:
+        what = "calls" if self.func else "creations"
+        end = f" ({self.reason})" if self.reason else ""
+        return f"{self.state}: {self.events:,} {what} in {self.elapsed:.1f}s{end}"
+
+    def __repr__(self) -> str:
+        return f"<Trace {self.server.label} {self.summary()}>"
+
+
+def _runqput_call(client: rpc.Client) -> rpc.AsmInstruction | None:
+    try:
+        locs = client.find_location(HOOK_FUNC)
+    except rpc.RPCError:
+        return None
+    if not locs:
+        return None
+    for ins in client.disassemble(locs[0].pc):
+        if ins.dest is not None and ins.dest.function == HOOK_CALL:
+            return ins
+    return None
+
+
+def _frame_text(f: dict[str, Any]) -> str:
+    fn = (f.get("function") or {}).get("name") or "?"
+    return f"{fn} {f.get('file', '')}:{f.get('line', 0)}"
