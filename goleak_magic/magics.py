@@ -237,6 +237,100 @@ class GoleakMagics(Magics):
             print(f"note: {note}")
         return self._out(a.var, snap.counts if snap.counts is not None else snap.frame)
 
+    @magic_arguments()
+    @argument("target", nargs="?", help="name of the target (see %%golaunch --list)")
+    @argument(
+        "--func",
+        metavar="REGEX",
+        help="trace calls of the functions matching this Go regexp, with their "
+        "arguments, instead of goroutine creations",
+    )
+    @argument(
+        "--stack",
+        type=int,
+        default=8,
+        metavar="DEPTH",
+        help="frames of the creator's (or caller's) stack to keep (default 8)",
+    )
+    @argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    @argument("--max-events", type=int, metavar="K", help="stop after K events")
+    @argument(
+        "--wait",
+        action="store_true",
+        help="block with a progress line (interrupt stops it) and return the rows",
+    )
+    @argument(
+        "-o",
+        dest="var",
+        metavar="VAR",
+        help="store the rows in VAR (a background trace stores them when it ends)",
+    )
+    @argument("--stop", metavar="N", help="stop N's trace (Delve detaches; the program runs on)")
+    @argument("--sites", metavar="N", help="N's creations per go statement, busiest leaker first")
+    @argument(
+        "--connect",
+        metavar="ADDR",
+        help="trace the program behind a headless dlv at HOST:PORT or unix:/path; TARGET names it",
+    )
+    @line_magic
+    @_usage_errors
+    def dlvtrace(self, line: str) -> Any:
+        """Record every goroutine creation with the creator's stack, through Delve.
+
+        %dlvtrace N [--func REGEX] [--stack DEPTH] [--duration S] [--max-events K]
+                    [--wait] [-o VAR]
+        %dlvtrace --stop N
+        %dlvtrace --sites N
+        %dlvtrace --connect ADDR [N] ...
+
+        Delve attaches to target N and stops it once per ``go`` statement (a few ms each)
+        to read the creator's stack and the new goroutine's id; rows land in
+        ``session().targets[N].creations`` while it runs. By default the cell returns at
+        once with the trace's handle; ``--wait`` blocks and returns this trace's rows.
+        ``--stop`` (and stopping the target) detaches Delve; the program runs on.
+        """
+        a = parse_argstring(self.dlvtrace, line)
+        s = self.session
+        if a.stop:
+            handle = s.stop_trace(a.stop)
+            print(handle.trace.summary())
+            return self._out(a.var, handle.frame())
+        if a.sites:
+            return self._out(a.var, s.creation_sites(a.sites))
+        if a.connect:
+            name = s.connect_delve(a.connect, name=a.target).name
+        elif a.target:
+            name = a.target
+        else:
+            raise GoleakError("say which target to trace: %dlvtrace NAME (see %golaunch --list).")
+        var = a.var
+        if var is not None and not var.isidentifier():
+            raise GoleakError(f"-o takes a Python variable name, got '{var}'.")
+        on_done = None
+        if var is not None and not a.wait:
+
+            def on_done(handle: Any) -> None:
+                self.shell.user_ns[var] = handle.frame()
+
+        handle = s.trace(name, func=a.func, stack=a.stack, duration=a.duration,
+                         max_events=a.max_events, on_done=on_done)  # fmt: skip
+        what = f"calls of {handle.trace.hook}" if a.func else "goroutine creations"
+        print(f"tracing {what} in {name} (Delve {handle.trace.server.label})")
+        for note in handle.trace.warnings:
+            print(f"note: {note}")
+        if not a.wait:
+            if var is not None:
+                print(f"{var} gets the rows when the trace ends (%dlvtrace --stop {name}).")
+            return handle
+        try:
+            while not handle.wait(_Progress.EVERY_S):
+                print(f"\r{handle.trace.progress()}", end="", file=sys.stderr, flush=True)
+        except KeyboardInterrupt:
+            handle.stop("interrupted")
+        print(f"\r{handle.trace.progress()}", file=sys.stderr, flush=True)
+        print(handle.trace.summary())
+        return self._out(var, handle.frame())
+
     def _only_snapshotted(self) -> str:
         names = [n for n, t in self.session.targets.items() if t.meta.get("snapshots")]
         if len(names) != 1:

@@ -18,15 +18,17 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from . import agent as agent_mod
-from . import analysis, store
+from . import analysis, creations, store
 from . import build as build_mod
 from . import snapshot as snap
+from .delve import server as dlv
 from .errors import GoleakError
 from .settings import Settings
 from .target import Target
@@ -188,6 +190,64 @@ class Session:
         target = self.get(name)
         controls = viz.Controls(stop_target=lambda: self.stop(name))
         return viz.timeline(target, live=live, html=html, controls=controls)
+
+    # ---- creation tracing (goleak_magic.creations, goleak_magic.delve) ---------------
+    def trace(
+        self,
+        name: str,
+        *,
+        func: str | None = None,
+        stack: int = 8,
+        duration: float | None = None,
+        max_events: int | None = None,
+        on_done: Callable[[creations.Tracing], None] | None = None,
+    ) -> creations.Tracing:
+        """Record every goroutine creation of ``name`` with its creator's stack (Delve,
+        one stop per ``go`` statement) into ``targets[name].creations``, in the
+        background; with ``func`` (a Go regexp) those functions' calls and arguments."""
+        return creations.start(
+            self.get(name), self.settings, self.workdir, func=func, stack=stack,
+            duration=duration, max_events=max_events, on_done=on_done,
+        )  # fmt: skip
+
+    def stop_trace(self, name: str) -> creations.Tracing:
+        """Stop ``name``'s trace: tracepoints out, Delve detached, the program runs on."""
+        handle = creations.latest(self.get(name))
+        if handle is None:
+            raise GoleakError(f"{name} has no trace to stop; start one with %dlvtrace {name}.")
+        return handle.stop()
+
+    def creation_sites(self, name: str) -> pd.DataFrame:
+        """Who creates ``name``'s goroutines: its creations grouped by ``go`` statement."""
+        target = self.get(name)
+        handle = creations.latest(target)
+        span = handle.span() if handle is not None else None
+        live = creations.live_set(target, handle.trace if handle is not None else None)
+        return creations.sites(target.creations, live=live, span=span)
+
+    def connect_delve(self, address: str, *, name: str | None = None) -> Target:
+        """A target for the program behind a headless dlv at ``address`` (e.g. remote)."""
+        server = dlv.connect(address)
+        try:
+            claimed = self._claim(name, f"remote-{server.pid}")
+        except GoleakError:
+            server.client.close()
+            raise
+        target = Target(claimed, self.settings)
+        target.state = "remote"
+        target.started_at = pd.Timestamp.now(tz="UTC")
+        target.meta.update(kind="remote", spec=address, remote_pid=server.pid,
+                           go_version=server.version.target_go_version)  # fmt: skip
+        dlv.register(target, server)
+        with self._lock:
+            self.targets[claimed] = target
+        return target
+
+    def delve(self, name: str | Target) -> AbstractContextManager[dlv.DlvServer]:
+        """``with session().delve(name) as dbg: dbg.run_halted(fn)``: the target's Delve
+        (shared with a running trace, else attached now and detached after)."""
+        target = name if isinstance(name, Target) else self.get(name)
+        return dlv.attached(target, workdir=self.workdir, dlv=self.settings.dlv)
 
     # ---- snapshots (goleak_magic.snapshot, .analysis) -------------------------------
     def snapshot(
