@@ -252,6 +252,8 @@ def _stream(resp: http.client.HTTPResponse, parser: gparse.DumpParser, target: T
             parser.feed(chunk)
     except (OSError, http.client.HTTPException) as e:
         raise _gone_or(target, e) from e
+    if resp.length:  # http.client ends a short body quietly: the sender died mid-way
+        raise _gone_or(target, EOFError(f"{resp.length:,} bytes of the dump never came"))
 
 
 def _finish(
