@@ -362,6 +362,106 @@ def to_frame(
     return tables.conform("goroutines", df)
 
 
+# ---- Delve's goroutine list ---------------------------------------------------------------
+# Delve's status numbers (runtime._G*); the wait reason, when waiting, overrides the word.
+DELVE_STATUS = {0: "idle", 1: "runnable", 2: "running", 3: "syscall", 4: "waiting", 6: "dead",
+                8: "copystack", 9: "preempted", 10: "leaked", 11: "dead"}  # fmt: skip
+G_SCAN = 0x1000
+# Goroutines a dump leaves out (runtime.isSystemGoroutine): started at a runtime.* entry.
+USER_RUNTIME_STARTS = frozenset(["runtime.main", "runtime.corostart"])
+
+
+def is_system(start_func: str | None) -> bool:
+    return (
+        bool(start_func)
+        and start_func.startswith("runtime.")
+        and (  # type: ignore[union-attr]
+            start_func not in USER_RUNTIME_STARTS
+        )
+    )
+
+
+def _site_loc(loc: Any) -> str | None:
+    return f"{loc.file}:{loc.line}" if loc.file else None
+
+
+def _loc(loc: Any) -> str | None:
+    return frame_text(loc.function or "?", f"{loc.file}:{loc.line}") if loc.file else None
+
+
+def from_delve(
+    gs: list[Any],
+    wait_reasons: list[str],
+    stacks: Mapping[int, tuple[Any, ...]] | None = None,
+) -> dict[str, Any]:
+    """Delve ``ListGoroutines`` results (``delve.rpc.Goroutine``) as parser columns.
+
+    Like a dump, it leaves out the runtime's own goroutines and the agent's (by its
+    label, which every goroutine it starts inherits), shows the main goroutine without a
+    creator, and takes as ``top`` the innermost frame outside package runtime (a dump
+    hides those). ``stacks`` (goroutine id -> Delve locations, innermost first) fills
+    ``stack``. Delve does not say how long a goroutine has waited in minutes, nor its
+    parent's id: those stay NA. ``start_func`` is what Delve reports: the compiler's
+    ``gowrapN`` wrapper where a dump shows the wrapped function.
+    """
+    rows = [
+        g
+        for g in gs
+        if not is_system(g.start_loc.function)
+        and (g.labels or {}).get(agent.LABEL[0]) != agent.LABEL[1]
+        and not _is_agent_file(g.go_statement_loc.file)
+        and DELVE_STATUS.get(g.status & ~G_SCAN) != "dead"
+    ]
+    goroot = next(
+        (g.current_loc.file.split("/src/runtime/")[0] + "/src/" for g in gs
+         if "/src/runtime/" in g.current_loc.file),
+        None,
+    )  # fmt: skip
+    status = [DELVE_STATUS.get(g.status & ~G_SCAN, f"status {g.status}") for g in rows]
+    reason = [
+        wait_reasons[g.wait_reason]
+        if st in ("waiting", "leaked") and 0 < g.wait_reason < len(wait_reasons)
+        else None
+        for g, st in zip(rows, status, strict=True)
+    ]
+    tops, user_tops, frames = [], [], []
+    for g in rows:
+        locs = list(stacks.get(g.id, ())) if stacks is not None else []
+        if not locs:
+            locs = [g.current_loc, g.user_current_loc]
+        shown = [x for x in locs if x.file and not (x.function or "").startswith("runtime.")]
+        mine = [x for x in shown if goroot is None or not x.file.startswith(goroot)]
+        tops.append(_loc(shown[0]) if shown else _loc(g.current_loc))
+        user_tops.append(_loc(mine[0]) if mine else None)
+        frames.append(tuple(_loc(x) for x in locs if x.file) if stacks is not None else None)
+    main = [g.start_loc.function == "runtime.main" for g in rows]
+    return {
+        "goid": np.array([g.id for g in rows], np.int64),
+        "status": pd.array(status, dtype="string"),
+        "wait_reason": pd.array(reason, dtype="string"),
+        "wait_minutes": pd.array([None] * len(rows), dtype="Int64"),
+        "locked": np.zeros(len(rows), bool),
+        "top": pd.array(tops, dtype="string"),
+        "user_top": pd.array(user_tops, dtype="string"),
+        "created_by": pd.array(
+            [None if m else g.go_statement_loc.function for g, m in zip(rows, main, strict=True)],
+            dtype="string",
+        ),
+        "created_at": pd.array(
+            [None if m else _site_loc(g.go_statement_loc) for g, m in zip(rows, main, strict=True)],
+            dtype="string",
+        ),
+        "parent_goid": pd.array([None] * len(rows), dtype="Int64"),
+        "start_func": pd.array(
+            ["main.main" if m else g.start_loc.function for g, m in zip(rows, main, strict=True)],
+            dtype="string",
+        ),
+        "labels": _objects([dict(g.labels) if g.labels else None for g in rows]),
+        "leaked": np.array([st == "leaked" for st in status], bool),
+        "stack": _objects(frames),
+    }
+
+
 # ---- the goroutineleak?debug=1 profile ---------------------------------------------------
 @dataclass(frozen=True)
 class LeakRecord:

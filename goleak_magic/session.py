@@ -264,12 +264,16 @@ class Session:
         """One goroutine snapshot of ``name`` (a ``Snapshot``), or with ``every`` and
         ``count`` a ``Series`` of them taken in the background."""
         target = self.get(name)
-        kw: dict[str, Any] = {"source": source, "url": url, "stacks": stacks}
+        kw: dict[str, Any] = {"source": source, "url": url, "stacks": stacks, "delve": self.delve}
         if every is None and count is None:
             return snap.take(target, progress=progress, **kw)
         if every is None or count is None:
             raise GoleakError("--every S and --count K go together, e.g. --every 1 --count 10.")
-        return snap.Series(target, every, count, **kw)
+        held = None
+        if source == "delve":
+            # Attach once, here (dlv must start from this thread), for the whole series.
+            held = dlv.for_target(target, workdir=self.workdir, dlv=self.settings.dlv)
+        return snap.Series(target, every, count, on_done=held.release if held else None, **kw)
 
     def diff(self, name: str, a: int, b: int) -> Any:
         """New / gone / persisting goroutines between snapshots ``a`` and ``b`` of ``name``."""

@@ -33,8 +33,10 @@ import pandas as pd
 from . import goroutines as gparse
 from . import tables
 from .agent import AgentClient
+from .delve import server as dlv_server
 from .errors import GoleakError
 from .target import Target
+from .tools import find_dlv
 
 SOURCES = ("agent", "pprof", "delve", "sched")
 READ_CHUNK = 1 << 22
@@ -209,8 +211,14 @@ def _unavailable(
         return "no agent (built with --no-agent, a prebuilt binary, or attached)"
     if name == "pprof" and not (url or target.meta.get("pprof_url")):
         return "no --url given"
-    if name == "delve" and delve is None:
-        return "Delve is not available"
+    if name == "delve":
+        if delve is None:
+            return "Delve is not available"
+        if dlv_server.current(target) is None:
+            try:
+                find_dlv(target.settings.dlv)
+            except GoleakError as e:
+                return str(e).rstrip(".")
     if name in ("agent", "pprof", "delve") and not target.alive:
         return f"{target.name} is not running ({target.state})"
     return None
@@ -362,15 +370,80 @@ def _http_error(base: str, e: urllib.error.HTTPError) -> GoleakError:
 
 
 # ---- delve ---------------------------------------------------------------------------------
+DELVE_PAGE = 5000
+DELVE_STACK_DEPTH = 50
+
+
 def _from_delve(
     target: Target, url: str | None, stacks: bool, progress: Progress | None, delve: Any
 ) -> _Taken:
     if delve is None:
-        raise GoleakError("Delve is not available for this target; install dlv (setup.sh).")
+        raise GoleakError("Delve is not available; install it with scripts/setup.sh.")
     _require_alive(target)
-    from .delve import snapshot as dsnap
+    notes = []
+    # The leak detection marks proven leaks "leaked" in the runtime, where Delve reads
+    # the status: run it through the agent (or the program's pprof) first.
+    leak, total = _leak_detection(target, url)
+    if total is not None:
+        notes.append(f"the goroutineleak profile counted {total:,} proven leaked")
 
-    return _Taken(**dsnap.take(delve(target), target, stacks=stacks, progress=progress))
+    def listing(client: Any) -> tuple[list[Any], list[str], dict[int, tuple[Any, ...]] | None]:
+        reasons = _wait_reasons(client, target)
+        gs: list[Any] = []
+        for g in client.iter_goroutines(DELVE_PAGE):
+            gs.append(g)
+            if progress is not None and len(gs) % DELVE_PAGE == 0:
+                progress(len(gs), 0)
+        frames = None
+        if stacks:
+            frames = {
+                g.id: tuple(f.location for f in client.stacktrace(g.id, DELVE_STACK_DEPTH))
+                for g in gs
+            }
+        return gs, reasons, frames
+
+    try:
+        with delve(target) as dbg:
+            t0 = time.monotonic()
+            gs, reasons, frames = dbg.run_halted(listing, timeout=TIMEOUT_S)
+            paused = time.monotonic() - t0  # halt, list, resume
+    except GoleakError:
+        _require_alive(target)
+        raise
+    if progress is not None:
+        progress(len(gs), 0)
+    cols = gparse.from_delve(gs, reasons, frames)
+    return _Taken(cols, "delve", leak, paused, notes=notes)
+
+
+def _leak_detection(target: Target, url: str | None) -> tuple[bool, int | None]:
+    """Run the GC's leak detection (agent, else pprof URL); (ran, proven-leak total)."""
+    sock = target.meta.get("agent_socket")
+    try:
+        if sock:
+            resp: Any = AgentClient(sock).open("/debug/pprof/goroutineleak?debug=1", TIMEOUT_S)
+            if resp.status != 200:
+                return False, None
+        elif url or target.meta.get("pprof_url"):
+            resp = _open(pprof_base(url or target.meta["pprof_url"]) + "goroutineleak?debug=1")
+        else:
+            return False, None
+        with resp:
+            total, _ = gparse.parse_leak_profile(resp.read().decode("utf-8", "replace"))
+    except (OSError, GoleakError, http.client.HTTPException, urllib.error.URLError):
+        return False, None
+    return True, total
+
+
+def _wait_reasons(client: Any, target: Target) -> list[str]:
+    """The target runtime's wait-reason names (Delve gives the number)."""
+    cached = target.meta.get("wait_reasons")
+    if cached:
+        return list(cached)
+    var = client.eval("runtime.waitReasonStrings")
+    names = [c.value for c in var.children]
+    target.meta["wait_reasons"] = names
+    return names
 
 
 # ---- sched ---------------------------------------------------------------------------------
@@ -431,10 +504,20 @@ class Series:
     that exits ends the series, keeping what was taken). ``stop()`` ends it early.
     """
 
-    def __init__(self, target: Target, every: float, count: int, **kw: Any) -> None:
+    def __init__(
+        self,
+        target: Target,
+        every: float,
+        count: int,
+        on_done: Callable[[], None] | None = None,
+        **kw: Any,
+    ) -> None:
         if every <= 0 or count <= 0:
+            if on_done is not None:
+                on_done()
             raise GoleakError("--every takes seconds > 0 and --count a number of snapshots > 0.")
         self.target = target
+        self._on_done = on_done
         self.every = every
         self.count = count
         self.snapshots: list[Snapshot] = []
@@ -458,6 +541,8 @@ class Series:
             except GoleakError as e:
                 self.error = str(e)
                 break
+        if self._on_done is not None:
+            self._on_done()
 
     @property
     def done(self) -> bool:

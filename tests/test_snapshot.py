@@ -36,24 +36,33 @@ def parked(g: pd.DataFrame, where: str = PARK_LINE) -> pd.DataFrame:
     return rows.sort_values("goid").reset_index(drop=True)
 
 
-def test_agent_and_pprof_agree(sess: Session, toolchain: str) -> None:
+def test_agent_pprof_and_delve_agree(sess: Session, toolchain: str) -> None:
     t = sess.launch(str(TESTDATA / "pprofserver"), args=["-n", "40", "-drop-half"])
     url = started(t, "pprof=").removeprefix("pprof=")
     a = sess.snapshot(t.name, source="agent")
     p = sess.snapshot(t.name, source="pprof", url=url)
-    assert (a.source, p.source) == ("agent", "pprof")
-    assert (a.id, p.id) == (1, 2)
+    d = sess.snapshot(t.name, source="delve")
+    assert (a.source, p.source, d.source) == ("agent", "pprof", "delve")
+    assert (a.id, p.id, d.id) == (1, 2, 3)
+    # The program is still after its start: every source sees the same goroutines, in
+    # the same states, created at the same go statement, with the same proven leaks.
     cols = ["goid", "status", "wait_reason", "created_by", "created_at", "leaked"]
-    pa, pp = parked(a.frame)[cols], parked(p.frame)[cols]
-    assert len(pa) == 40
+    pa, pp, pdv = (parked(x.frame)[cols] for x in (a, p, d))
+    assert len(pa) == 40 and pa["leaked"].sum() == 20
     pd.testing.assert_frame_equal(pa, pp)
-    assert pa["leaked"].sum() == 20 == a.leaked - (a.frame["leaked"].sum() - 20)
-    assert p.paused_s is not None and a.paused_s is not None
-    # both landed in the target's table, numbered
+    pd.testing.assert_frame_equal(pa, pdv)
+    # Beyond the parked ones: main, and (for pprof) its own server's request goroutines.
+    main = [x.frame[x.frame["created_by"].isna()][cols[:3]].reset_index(drop=True)
+            for x in (a, p, d)]  # fmt: skip
+    pd.testing.assert_frame_equal(main[0], main[1])
+    pd.testing.assert_frame_equal(main[0], main[2])
+    assert len(a.frame) == len(d.frame) == 41
+    assert all(x.paused_s is not None and x.paused_s >= 0 for x in (a, p, d))
+    # all three landed in the target's table, numbered
     g = t.goroutines
-    assert sorted(g["snapshot"].unique()) == [1, 2]
-    assert set(g.loc[g["snapshot"] == 2, "source"]) == {"pprof"}
-    # the URL is remembered: auto uses the agent first, and pprof once told where it is
+    assert sorted(g["snapshot"].unique()) == [1, 2, 3]
+    assert set(g.loc[g["snapshot"] == 3, "source"]) == {"delve"}
+    # auto takes the cheapest: the agent
     assert sess.snapshot(t.name).source == "agent"
 
 
