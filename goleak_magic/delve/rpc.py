@@ -24,7 +24,7 @@ import json
 import re
 import socket
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -133,6 +133,13 @@ class Location:
 NO_LOCATION = Location(0, "", 0, None)
 
 
+# reflect.Kind values Delve reports in Variable.kind
+K_ARRAY, K_CHAN, K_FUNC, K_INTERFACE, K_MAP, K_PTR, K_SLICE, K_STRING, K_STRUCT = (
+    17, 18, 19, 20, 21, 22, 23, 24, 25
+)  # fmt: skip
+MAX_SHOWN = 8  # elements / fields shown per level in text()
+
+
 @dataclass(frozen=True, slots=True)
 class Variable:
     name: str
@@ -141,6 +148,7 @@ class Variable:
     kind: int  # Go reflect.Kind
     children: tuple[Variable, ...] = ()
     len: int = 0
+    cap: int = 0
     addr: int = 0
     unreadable: str = ""
 
@@ -153,6 +161,7 @@ class Variable:
             kind=d.get("kind", 0),
             children=tuple(cls.from_json(c) for c in d.get("children") or ()),
             len=d.get("len", 0),
+            cap=d.get("cap", 0),
             addr=d.get("addr", 0),
             unreadable=d.get("unreadable", ""),
         )
@@ -166,14 +175,55 @@ class Variable:
         except ValueError:
             return None
 
-    def __str__(self) -> str:
-        """``name=value`` as ``dlv trace`` prints arguments (one level of children)."""
+    def text(self, depth: int = 2) -> str:
+        """The value on one line, roughly as Delve prints it (``chan int 0/10``,
+        ``(*T)(0xc000010000)``, ``"abc"``, ``T {A: 1, B: "x"}``)."""
         if self.unreadable:
-            return f"{self.name}=(unreadable {self.unreadable})"
-        if self.value or not self.children:
-            return f"{self.name}={self.value}" if self.name else self.value
-        inner = ", ".join(str(c) for c in self.children)
-        return f"{self.name}={self.type}{{{inner}}}" if self.name else f"{self.type}{{{inner}}}"
+            return f"(unreadable {self.unreadable})"
+        k = self.kind
+        if k == K_STRING:
+            more = "..." if self.len > len(self.value) else ""
+            return '"' + self.value.replace('"', '\\"') + more + '"'
+        if k == K_CHAN:
+            return f"{self.type} {self.len}/{self.cap}" if self.children else f"{self.type} nil"
+        if k == K_PTR:
+            if not self.children or self.children[0].addr == 0:
+                return f"({self.type}) nil"
+            return f"({self.type})(0x{self.children[0].addr:x})"
+        if k == K_FUNC:
+            return self.value or "nil"
+        if k == K_INTERFACE:
+            if not self.children:
+                return "nil"
+            return self.children[0].text(depth)
+        if k in (K_SLICE, K_ARRAY, K_MAP, K_STRUCT):
+            return self._composite(depth)
+        return self.value
+
+    def _composite(self, depth: int) -> str:
+        if depth <= 0:
+            return f"{self.type} {{...}}"
+        k = self.kind
+        if k == K_MAP:
+            pairs = zip(self.children[0::2], self.children[1::2], strict=False)
+            items = [f"{a.text(depth - 1)}: {b.text(depth - 1)}" for a, b in pairs]
+        elif k == K_STRUCT:
+            items = [f"{c.name}: {c.text(depth - 1)}" for c in self.children]
+        else:
+            items = [c.text(depth - 1) for c in self.children]
+        total = len(items) if k == K_STRUCT else max(self.len, len(items))
+        body = ", ".join(items[:MAX_SHOWN])
+        if total > MAX_SHOWN or total > len(items):
+            body += f", ...+{total - min(len(items), MAX_SHOWN)} more"
+        if k == K_STRUCT:
+            return f"{self.type} {{{body}}}"
+        if k == K_SLICE:
+            return f"{self.type} len: {self.len}, cap: {self.cap}, [{body}]"
+        return f"{self.type} [{body}]"
+
+    def __str__(self) -> str:
+        """``name=value``, as ``dlv trace`` shows an argument."""
+        return f"{self.name}={self.text()}" if self.name else self.text()
 
 
 @dataclass(frozen=True, slots=True)
@@ -389,9 +439,11 @@ class Call:
 
     method: str
     id: int
+    callback: Callable[[Call], None] | None = None
     _done: threading.Event = field(default_factory=threading.Event)
     _result: Any = None
     _error: DelveError | None = None
+    callback_error: Exception | None = None  # what the callback raised (the reader lives on)
 
     def done(self) -> bool:
         return self._done.is_set()
@@ -409,6 +461,11 @@ class Call:
     def _set(self, result: Any, error: DelveError | None) -> None:
         self._result, self._error = result, error
         self._done.set()
+        if self.callback is not None:
+            try:
+                self.callback(self)
+            except Exception as e:  # a callback's bug must not take the reader down
+                self.callback_error = e
 
 
 def parse_address(address: str) -> tuple[int, Any]:
@@ -454,15 +511,24 @@ class Client:
         self.call("SetApiVersion", {"APIVersion": 2})
 
     # ---- plumbing ---------------------------------------------------------------------
-    def send(self, method: str, params: Mapping[str, Any] | None = None) -> Call:
-        """Send a request without waiting; ``.result()`` on the returned call waits."""
+    def send(
+        self,
+        method: str,
+        params: Mapping[str, Any] | None = None,
+        callback: Callable[[Call], None] | None = None,
+    ) -> Call:
+        """Send a request without waiting; ``.result()`` on the returned call waits.
+
+        ``callback(call)`` runs on the reader thread as soon as the reply is in (it may
+        ``send`` again, e.g. the next ``continue``, but must not wait for a reply).
+        """
         full = method if "." in method else f"RPCServer.{method}"
         with self._pending_lock:
             if self._closed is not None:
                 raise ConnectionClosed(f"connection to Delve at {self.address} is closed: "
                                        f"{self._closed}")  # fmt: skip
             self._next_id += 1
-            call = Call(full, self._next_id)
+            call = Call(full, self._next_id, callback)
             self._pending[call.id] = call
         data = json.dumps({"method": full, "params": [dict(params or {})], "id": call.id})
         try:

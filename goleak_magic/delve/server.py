@@ -46,7 +46,11 @@ class HitHandler(Protocol):
     bp_ids: set[int]
 
     def hits(self, threads: list[dict[str, Any]], now_ns: int) -> bool:
-        """Record the stopped threads (raw ``api.Thread`` dicts); False = done."""
+        """Record the stopped threads (raw ``api.Thread`` dicts); False = done. Runs on
+        the connection's reader thread: it must not wait for a Delve reply."""
+
+    def finish(self, client: rpc.Client) -> None:
+        """After ``hits`` said done: clean up with the target halted (runner thread)."""
 
     def ended(self, why: str) -> None:
         """The session ended under the handler (target exited, dlv lost, detached)."""
@@ -80,6 +84,10 @@ class DlvServer:
         self._users = 0
         self._runner: threading.Thread | None = None
         self._running: rpc.Call | None = None  # the outstanding continue
+        self._stopped = threading.Event()  # the chain of continues has ended
+        self._stop_state: dict[str, Any] | None = None
+        self._stop_error: rpc.DelveError | None = None
+        self._finishing: list[HitHandler] = []
         self._closing = False
         self._done = threading.Event()
 
@@ -157,13 +165,15 @@ class DlvServer:
                 self._serve_requests()
                 if self._closing:
                     break
-                self._running = self.client.send("Command", {"name": "continue"})
+                self._stopped.clear()
+                self._stop_state = self._stop_error = None
+                self._resume()
                 if self._requests or self._closing:
                     self._interrupt()
-                reply = self._running.result(None)
-                self._running = None
-                state = reply["State"]
-                self._dispatch(state)
+                self._stopped.wait()
+                if self._stop_error is not None:
+                    raise self._stop_error
+                state = self._stop_state or {}
                 if state.get("exited"):
                     self.exit_status = state.get("exitStatus", 0)
                     why = f"the target exited ({process.describe_status(self.exit_status)})"
@@ -176,7 +186,30 @@ class DlvServer:
             self._running = None
             self._finish(why)
 
-    def _dispatch(self, state: dict[str, Any]) -> None:
+    def _resume(self) -> None:
+        self._running = self.client.send("Command", {"name": "continue"}, callback=self._on_stop)
+
+    def _on_stop(self, call: rpc.Call) -> None:
+        """A continue returned (reader thread): record the hits and, when nothing else
+        waits for the target to be halted, continue at once without a thread switch."""
+        stop = True
+        try:
+            state = call.result(0)["State"]
+            self._stop_state = state
+            if self._dispatch(state) and not (
+                state.get("exited") or self._requests or self._closing
+            ):
+                self._resume()
+                stop = False
+        except rpc.DelveError as e:
+            self._stop_error = e
+        finally:
+            if stop:
+                self._running = None
+                self._stopped.set()
+
+    def _dispatch(self, state: dict[str, Any]) -> bool:
+        """Hand the stopped threads to their handlers; False if one is done."""
         by_handler: dict[int, tuple[HitHandler, list[dict[str, Any]]]] = {}
         with self._lock:
             for th in state.get("Threads") or ():
@@ -185,11 +218,17 @@ class DlvServer:
                 if handler is not None:
                     by_handler.setdefault(id(handler), (handler, []))[1].append(th)
         now = time.time_ns()
+        go_on = True
         for handler, threads in by_handler.values():
             if not handler.hits(threads, now):
                 self.remove_handler(handler)
+                self._finishing.append(handler)
+                go_on = False
+        return go_on
 
     def _serve_requests(self) -> None:
+        while self._finishing:
+            self._finishing.pop().finish(self.client)
         while self._requests:
             with self._lock:
                 fn, reply = self._requests.popleft()
@@ -210,8 +249,12 @@ class DlvServer:
             status = self.proc.wait(5)
         except subprocess.TimeoutExpired:
             return "the connection to dlv dropped"
-        tail = " | ".join(list(self.output)[-3:])
-        return f"dlv died ({process.describe_status(status)}{': ' + tail if tail else ''})"
+        said = [ln for ln in self.output if ln and not LISTEN_RE.search(ln)][-3:]
+        tail = f": {' | '.join(said)}" if said else ""
+        return (
+            f"dlv died ({process.describe_status(status)}{tail}); the program still holds "
+            "Delve's breakpoint and may die of SIGTRAP at its next one"
+        )
 
     def _finish(self, why: str) -> None:
         self.ended = why

@@ -73,8 +73,7 @@ class Stacks:
         hit = self._by_raw.get(key)
         if hit is not None:
             return hit
-        frames = [((f.get("function") or {}).get("name") or "?", f.get("file", ""),
-                   f.get("line", 0)) for f in raw]  # fmt: skip
+        frames = [(_frame_func(f), f.get("file", ""), f.get("line", 0)) for f in raw]
         if skip_hook:
             cut = next((i for i, fr in enumerate(frames) if fr[0] == CREATOR), None)
             if cut is not None:
@@ -201,17 +200,17 @@ class Trace:
             funcs = client.list_functions(self.func)
         except rpc.RPCError as e:
             raise GoleakError(
-                f"--func {self.func!r} is not a valid Go regexp ({e.message}); fix it, "
+                f"--func '{self.func}' is not a valid Go regexp ({e.message}); fix it, "
                 r"e.g. 'main\.handler$'."
             ) from None
         if not funcs:
             raise GoleakError(
-                f"--func {self.func!r} matches no function in {self.server.label}; check the "
+                f"--func '{self.func}' matches no function in {self.server.label}; check the "
                 r"spelling (package-qualified, e.g. 'main\.handler$' or 'net/http\.Get$')."
             )
         if len(funcs) > MAX_FUNCS:
             raise GoleakError(
-                f"--func {self.func!r} matches {len(funcs)} functions (e.g. {funcs[0]}); "
+                f"--func '{self.func}' matches {len(funcs)} functions (e.g. {funcs[0]}); "
                 f"narrow it to at most {MAX_FUNCS}, e.g. anchor it with '$'."
             )
         ids, failed = [], []
@@ -230,7 +229,7 @@ class Trace:
             self.functions.append(fn)
         if not ids:
             raise GoleakError(
-                f"Delve could not set a tracepoint on any function matching {self.func!r} "
+                f"Delve could not set a tracepoint on any function matching '{self.func}' "
                 f"({failed[0]}); pick other functions."
             )
         if failed:
@@ -248,10 +247,12 @@ class Trace:
             self.sink(rows)
             self.events += len(rows)
         if self.max_events is not None and self.events >= self.max_events and self._claim():
-            self._close_while_halted(self.server.client, "done", f"{self.events} events")
-            threading.Thread(target=self._release, daemon=True).start()
-            return False
+            return False  # the runner calls finish() with the target halted
         return True
+
+    def finish(self, client: rpc.Client) -> None:
+        self._close_while_halted(client, "done", f"{self.events} events")
+        self._release()
 
     def ended(self, why: str) -> None:
         if not self._claim():
@@ -295,13 +296,13 @@ class Trace:
         raw = info.get("stacktrace") or []
         stack, stack_id, _ = self.stacks.intern(raw, False, self.depth)
         caller = _frame_text(raw[1]) if len(raw) > 1 else None
-        bp = th.get("breakPoint") or {}
         args = tuple(str(rpc.Variable.from_json(v)) for v in info.get("arguments") or ())
         return {
             "time": now_ns,
             "seq": seq,
             "goid": th.get("goroutineID"),
-            "func": bp.get("functionName") or (th.get("function") or {}).get("name"),
+            # the innermost frame, not the breakpoint: one tracepoint covers inlined copies
+            "func": _frame_func(raw[0]) if raw else (th.get("function") or {}).get("name"),
             "args": args,
             "caller": caller,
             "stack": stack,
@@ -419,6 +420,9 @@ def _runqput_call(client: rpc.Client) -> rpc.AsmInstruction | None:
     return None
 
 
+def _frame_func(f: dict[str, Any]) -> str:
+    return (f.get("function") or {}).get("name") or "?"
+
+
 def _frame_text(f: dict[str, Any]) -> str:
-    fn = (f.get("function") or {}).get("name") or "?"
-    return f"{fn} {f.get('file', '')}:{f.get('line', 0)}"
+    return f"{_frame_func(f)} {f.get('file', '')}:{f.get('line', 0)}"
