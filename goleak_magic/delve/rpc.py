@@ -80,6 +80,7 @@ _EXITED_RE = re.compile(r"has exited with status (-?\d+)")
 
 
 def _error_for(method: str, message: str) -> RPCError:
+    message = message.strip()
     m = _EXITED_RE.search(message)
     if m:
         return ProcessExitedError(method, message, int(m.group(1)))
@@ -184,8 +185,10 @@ class Variable:
         if k == K_STRING:
             more = "..." if self.len > len(self.value) else ""
             return '"' + self.value.replace('"', '\\"') + more + '"'
-        if k == K_CHAN:
-            return f"{self.type} {self.len}/{self.cap}" if self.children else f"{self.type} nil"
+        if k == K_CHAN:  # children are the hchan fields: qcount, dataqsiz, ...
+            if len(self.children) < 2:
+                return f"{self.type} nil"
+            return f"{self.type} {self.children[0].value}/{self.children[1].value}"
         if k == K_PTR:
             if not self.children or self.children[0].addr == 0:
                 return f"({self.type}) nil"
