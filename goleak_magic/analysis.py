@@ -10,13 +10,17 @@ persisted       goroutines of the last snapshot already seen in an earlier one (
                 never reused)
 leaked_proven   goroutines of the last snapshot the GC proved can never wake up
 blocked_at      the dominant "wait reason at innermost frame of the program's own code"
-score           goroutines the evidence says are leaking: the proven ones, or the growth
-                made of goroutines that stay (growth x window x persisted/alive),
-                whichever is more. A site at or above SUSPECT_THRESHOLD is a suspect.
+                (among the proven leaks, when there are some)
+score           goroutines the evidence says are leaking: the proven ones, or, if more,
+                the ones that arrived during the series and stayed — first seen after the
+                first snapshot, still there in the last, so alive across at least one
+                interval — capped by what the growth adds up to over the window
+                (growth_per_min x minutes). A site at or above SUSPECT_THRESHOLD is a
+                suspect; growth alone needs 3 snapshots to show.
 
-Short-lived workers never persist from one snapshot to the next, so bursts (however big)
-score ~0; a pool that stays but does not grow scores ~0; a leak keeps and grows, or is
-proven.
+Short-lived workers do not outlive a snapshot interval, so bursts (however big) score
+~0; a pool that stays but does not grow, or churns at a flat count, scores ~0; a leak
+keeps what it adds, or is proven.
 """
 
 from __future__ import annotations
@@ -140,12 +144,18 @@ def suspects(g: pd.DataFrame, threshold: float = SUSPECT_THRESHOLD) -> pd.DataFr
     growth = pd.Series(growth, index=counts.index, dtype=float)
     first_seen = counts.gt(0).idxmax(axis=1).map(snaps)
 
-    last_id = snaps.index[-1]
+    first_id, last_id = snaps.index[0], snaps.index[-1]
     last = g[g["snapshot"] == last_id]
-    earlier = g.loc[g["snapshot"] != last_id, "goid"].unique()
-    last = last.assign(seen_before=last["goid"].isin(earlier).to_numpy())
+    arrived = last["goid"].map(g.groupby("goid")["snapshot"].min())
+    last = last.assign(
+        seen_before=(arrived < last_id).to_numpy(),
+        stayed=((arrived > first_id) & (arrived < last_id)).to_numpy(),
+    )
     per = last.groupby("site").agg(
-        alive=("goid", "size"), persisted=("seen_before", "sum"), leaked_proven=("leaked", "sum")
+        alive=("goid", "size"),
+        persisted=("seen_before", "sum"),
+        stayed=("stayed", "sum"),
+        leaked_proven=("leaked", "sum"),
     )
     per = per.reindex(counts.index, fill_value=0)
     block = _blocking(last)
@@ -154,8 +164,9 @@ def suspects(g: pd.DataFrame, threshold: float = SUSPECT_THRESHOLD) -> pd.DataFr
     for site in counts.index:
         alive, persisted = int(per.at[site, "alive"]), int(per.at[site, "persisted"])
         leaked, rate = int(per.at[site, "leaked_proven"]), float(growth[site])
-        stay = persisted / alive if alive else 0.0
-        retained = max(0.0, rate) * window * stay if np.isfinite(rate) else 0.0
+        grown = max(0.0, rate) * window if np.isfinite(rate) else 0.0
+        stayed = int(per.at[site, "stayed"])
+        retained = min(float(stayed), grown)
         where, share, stack = block.get(site, (None, 0.0, None))
         rows.append(
             {
@@ -169,7 +180,7 @@ def suspects(g: pd.DataFrame, threshold: float = SUSPECT_THRESHOLD) -> pd.DataFr
                 "example_stack": stack,
                 "score": round(max(float(leaked), retained), 2),
                 "evidence": evidence(
-                    rate, window, alive, persisted, leaked, where, share, len(snaps)
+                    rate, window, alive, persisted, stayed, leaked, where, share, len(snaps)
                 ),
             }
         )
@@ -217,6 +228,7 @@ def evidence(
     window: float,
     alive: int,
     persisted: int,
+    stayed: int,
     leaked: int,
     where: str | None,
     share: float,
@@ -231,6 +243,8 @@ def evidence(
     parts.append(f"{alive:,} alive")
     if n_snaps > 1:
         parts.append(f"{persisted:,} of them seen in an earlier snapshot")
+    if stayed:
+        parts.append(f"{stayed:,} arrived during the series and stayed")
     if where:
         reason, _, frame = where.partition(" at ")
         parts.append(f"{share:.0%} blocked in {reason} at {short_loc(frame)}")

@@ -378,7 +378,7 @@ class GoleakMagics(Magics):
     def _goleak_suspects(self, rest: str) -> Any:
         """%goleak suspects N [-o VAR]: creation sites ranked by leak evidence (score =
         goroutines the evidence says leak; a suspect scores 5 or more). A running target
-        with fewer than 2 snapshots gets 2 first, 1 s apart."""
+        with fewer than 3 snapshots gets 3 first, 1 s apart."""
         a = _parse_sub(self._goleak_suspects, rest)
         return self._out(a.var, self.session.suspects(a.target))
 

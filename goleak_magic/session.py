@@ -279,7 +279,7 @@ class Session:
         """New / gone / persisting goroutines between snapshots ``a`` and ``b`` of ``name``."""
         return analysis.diff(self.get(name).goroutines, a, b)
 
-    def suspects(self, name: str, *, min_snapshots: int = 2, every: float = 1.0) -> pd.DataFrame:
+    def suspects(self, name: str, *, min_snapshots: int = 3, every: float = 1.0) -> pd.DataFrame:
         """The ranked suspects of ``name``; a running target with fewer than
         ``min_snapshots`` snapshots gets them first, ``every`` seconds apart."""
         target = self.get(name)

@@ -530,12 +530,16 @@ class Series:
         self._thread.start()
 
     def _run(self) -> None:
-        start = time.monotonic()
+        start = last = time.monotonic()
         for i in range(self.count):
             if i:
-                self._stop.wait(max(0.0, start + i * self.every - time.monotonic()))
+                # Keep the cadence, but never start two snapshots closer than ``every``:
+                # analysis reads "seen in two snapshots" as "outlived an interval".
+                due = max(start + i * self.every, last + self.every)
+                self._stop.wait(max(0.0, due - time.monotonic()))
             if self._stop.is_set():
                 break
+            last = time.monotonic()
             try:
                 self.snapshots.append(take(self.target, **self._kw))
             except GoleakError as e:

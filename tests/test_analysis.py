@@ -119,8 +119,8 @@ def test_suspects_takes_its_own_snapshots(ip: InteractiveShell) -> None:
     ip.run_line_magic("golaunch", "example:spawn --name sp -- -n 50 -drop-half")
     t = goleak_magic.session().targets["sp"]
     wait_for(lambda: t.log_lines(5, "stdout"), what="spawn's report")
-    sus = ip.run_line_magic("goleak", "suspects sp")  # none yet: it takes two
-    assert len(t.meta["snapshots"]) == 2
+    sus = ip.run_line_magic("goleak", "suspects sp")  # none yet: it takes three
+    assert len(t.meta["snapshots"]) == 3
     assert sus.iloc[0]["leaked_proven"] == 25 and sus.iloc[0]["score"] == 25
 
 
