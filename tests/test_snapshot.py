@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from goleak_magic import GoleakError, snapshot
+from goleak_magic.delve import server as dlv_server
 from goleak_magic.session import Session
 from goleak_magic.target import Target
 
@@ -213,3 +214,21 @@ def test_series_bad_arguments(sess: Session) -> None:
     s = sess.snapshot(t.name, every=10, count=5)
     s.stop()
     assert s.done and len(s.snapshots) == 1
+
+
+def test_delve_for_any_binary_with_stacks_and_series(sess: Session) -> None:
+    t = sess.launch("example:spawn", args=["-n", "20", "-drop-half"], agent=False)
+    started(t, "created=")
+    snap = sess.snapshot(t.name, stacks=True)  # auto: no agent, no URL, so Delve
+    assert snap.source == "delve" and any("auto chose delve" in n for n in snap.notes)
+    rows = parked(snap.frame, SPAWN_LINE)
+    assert len(rows) == 20 and (rows["created_by"] == "main.main").all()
+    assert rows["wait_reason"].eq("chan receive").all()
+    # No agent and no pprof: nothing ran the GC's leak detection, so leaks are unknown.
+    assert snap.leaked is None and not rows["leaked"].any()
+    assert all(any(f.startswith("main.park ") for f in s) for s in rows["stack"])
+    assert rows["top"].str.startswith("main.").all()  # runtime frames are not "where"
+    series = sess.snapshot(t.name, source="delve", every=0.3, count=2)
+    assert series.wait(60) and series.error is None and len(series.snapshots) == 2
+    assert dlv_server.current(t) is None  # attached for the series, detached after
+    assert t.alive
