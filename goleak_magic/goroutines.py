@@ -224,12 +224,13 @@ class DumpParser:
             return
         self.count += len(found)
         goid_s, rests, bodies, parent_s, sites = zip(*found, strict=True)
-        parents = np.array(parent_s, dtype="U20")  # wide enough for "-1" and any goid
-        parents[parents == ""] = "-1"
+        # Few distinct parents as a rule: convert each once ("" is no parent: -1).
+        codes, uniq = pd.factorize(np.asarray(parent_s, dtype=object))
+        parents = np.array([int(p) if p else -1 for p in uniq], np.int64)[codes]
         self._chunks.append(
             (
                 np.fromiter(map(int, goid_s), np.int64, len(goid_s)),
-                parents.astype(np.int64),
+                parents,
                 _intern(self._headers, rests),
                 _intern(self._bodies, bodies),
                 _intern(self._sites, sites),
