@@ -3,17 +3,16 @@ in under 3 minutes; the committed notebooks carry no stale outputs."""
 
 from __future__ import annotations
 
-import re
-import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from . import nbrun
+
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
-RUNNER = Path(__file__).resolve().parent / "nbrun.py"
 EXPECTED = [
     "01-first-leak",
     "02-leak-patterns",
@@ -21,21 +20,6 @@ EXPECTED = [
     "04-attach-to-a-running-service",
     "05-write-up",
 ]
-BUDGET_S = 180
-
-
-def run_notebook(python: str, name: str, out_dir: Path, env: dict | None = None) -> float:
-    """Execute notebooks/NAME.ipynb with ``python``'s kernel; return the seconds it took."""
-    out = out_dir / f"{name}.executed.ipynb"
-    proc = subprocess.run(
-        [python, str(RUNNER), str(NOTEBOOKS / f"{name}.ipynb"), str(out)],
-        capture_output=True,
-        text=True,
-        timeout=BUDGET_S + 120,
-        env=env,
-    )
-    assert proc.returncode == 0, f"{name} failed (executed copy: {out}):\n{proc.stderr[-6000:]}"
-    return float(re.search(r"seconds=([\d.]+)", proc.stdout).group(1))
 
 
 def test_the_tutorials_are_all_there_without_outputs() -> None:
@@ -51,5 +35,6 @@ def test_the_tutorials_are_all_there_without_outputs() -> None:
 
 @pytest.mark.parametrize("name", EXPECTED)
 def test_notebook_runs_top_to_bottom(name: str, artifacts: Path) -> None:
-    seconds = run_notebook(sys.executable, name, artifacts)
-    assert seconds < BUDGET_S, f"{name} took {seconds:.0f}s; a tutorial must run in 3 minutes"
+    notebook = NOTEBOOKS / f"{name}.ipynb"
+    seconds = nbrun.run(sys.executable, notebook, artifacts / f"{name}.executed.ipynb")
+    assert seconds < nbrun.BUDGET_S, f"{name} took {seconds:.0f}s; a tutorial must run in 3 minutes"
