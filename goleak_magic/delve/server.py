@@ -289,20 +289,36 @@ class DlvServer:
 
     def _shutdown(self) -> None:
         if not self.client.closed:
-            with contextlib.suppress(rpc.DelveError):
-                if self.exit_status is None:
-                    for bp in self.client.list_breakpoints():
-                        if bp.id > 0:  # Delve's own (negative ids) are not ours to clear
-                            self.client.clear_breakpoint(bp.id)
-            # Detach makes dlv exit; the target runs on (or dies with it under dlv exec).
-            with contextlib.suppress(rpc.DelveError):
-                self.client.detach(kill=self.kill_on_close)
+            if self.proc is not None:
+                self._detach()
+            else:
+                self._let_go()
         self.client.close()
         if self.proc is not None:
             try:
                 self.proc.wait(DETACH_TIMEOUT)
             except subprocess.TimeoutExpired:
                 process.kill(self.proc)
+
+    def _detach(self) -> None:
+        """Our dlv: breakpoints out, Detach (dlv exits; an attached program runs on)."""
+        with contextlib.suppress(rpc.DelveError):
+            if self.exit_status is None:
+                for bp in self.client.list_breakpoints():
+                    if bp.id > 0:  # Delve's own (negative ids) are not ours to clear
+                        self.client.clear_breakpoint(bp.id)
+        with contextlib.suppress(rpc.DelveError):
+            self.client.detach(kill=self.kill_on_close)
+
+    def _let_go(self) -> None:
+        """Someone else's dlv (--connect): leave it as we found it, its program running.
+
+        Our tracepoints went out with their trace; Detach would end that dlv and, for a
+        program it launched, kill the program too. A server without --accept-multiclient
+        ends when we disconnect anyway (Delve's rule, not ours)."""
+        if self.exit_status is None:
+            with contextlib.suppress(rpc.DelveError):
+                self.client.send("Command", {"name": "continue"})  # no reply: it runs on
 
 
 class _Reply:
@@ -541,12 +557,15 @@ def _user(uid: int) -> str:
         return f"uid {uid}"
 
 
-def _describe_pid(pid: int) -> str:
+def _describe_pid(tid: int) -> str:
+    """``pid 123 (dlv)`` for a task id (TracerPid names the tracing thread)."""
     try:
-        comm = Path(f"/proc/{pid}/comm").read_text().strip()
-        return f"pid {pid} ({comm})"
+        status = Path(f"/proc/{tid}/status").read_text()
     except OSError:
-        return f"pid {pid}"
+        return f"pid {tid}"
+    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    pid = fields.get("Tgid", str(tid)).strip()
+    return f"pid {pid} ({fields.get('Name', '?').strip()})"
 
 
 # ---- one server per target ---------------------------------------------------------------
