@@ -325,7 +325,6 @@ def _from_pprof(
             "e.g. --url http://127.0.0.1:6060/debug/pprof/."
         )
     base = pprof_base(url)
-    notes = []
     leak = True
     t0 = time.monotonic()
     try:
@@ -344,7 +343,7 @@ def _from_pprof(
     with resp:
         _stream(resp, parser, target)
     taken = _finish(parser, "pprof", leak, paused, target)
-    taken.notes = notes + taken.notes + ["target paused: time to first byte (an upper bound)"]
+    taken.notes.append("target paused: time to first byte (an upper bound)")
     target.meta["pprof_url"] = base
     return taken
 
