@@ -289,7 +289,7 @@ class GoleakMagics(Magics):
         once with the trace's handle; ``--wait`` blocks and returns this trace's rows.
         ``--stop`` (and stopping the target) detaches Delve; the program runs on.
         """
-        a = parse_argstring(self.dlvtrace, line)
+        a = self.dlvtrace.parser.parse_args(arg_split(line, posix=True))  # quotes as a shell
         s = self.session
         if a.stop:
             handle = s.stop_trace(a.stop)

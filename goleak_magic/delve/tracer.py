@@ -127,7 +127,10 @@ class Trace:
         self.functions: list[str] = []
         self.bp_ids: set[int] = set()
         self.hook = ""  # where the tracepoint sits, for the record
-        self.live_goids: frozenset[int] | None = None  # alive when the trace ended
+        # every goroutine alive when the tracepoint went in / came out -> its go statement
+        # (Delve's goroutine list, independent of the tracepoint), None if unknown
+        self.live_before: dict[int, str | None] | None = None
+        self.live: dict[int, str | None] | None = None
         self.live_at_ns: int | None = None
         self.started_ns = time.time_ns()
         self.ended_ns: int | None = None
@@ -158,9 +161,12 @@ class Trace:
         return self
 
     def _install(self, client: rpc.Client) -> list[int]:
-        if self.func is None:
-            return [self._install_creation_hook(client)]
-        return self._install_func(client)
+        if self.func is not None:
+            return self._install_func(client)
+        ids = [self._install_creation_hook(client)]
+        if self.want_live:  # in the same halt: nothing is created between the two
+            self.live_before, _ = self._list_live(client)
+        return ids
 
     def _install_creation_hook(self, client: rpc.Client) -> int:
         call = _runqput_call(client)
@@ -342,11 +348,12 @@ class Trace:
             except rpc.DelveError:
                 pass
         if self.want_live and self.func is None and self.server.exit_status is None:
-            self._list_live(client)
+            self.live, self.live_at_ns = self._list_live(client)
         self._mark(state, reason)
 
-    def _list_live(self, client: rpc.Client) -> None:
-        ids: set[int] = set()
+    def _list_live(self, client: rpc.Client) -> tuple[dict[int, str | None] | None, int]:
+        """Every live goroutine -> its go statement, from Delve's goroutine list."""
+        live: dict[int, str | None] = {}
         start, deadline = 0, time.monotonic() + LIVE_BUDGET_S
         try:
             while start >= 0:
@@ -355,16 +362,17 @@ class Trace:
                         f"listing the live goroutines took over {LIVE_BUDGET_S:g}s; 'alive' "
                         "is left empty (take a snapshot instead)."
                     )
-                    return
+                    return None, 0
                 out = client.call("ListGoroutines", {"Start": start, "Count": LIVE_PAGE})
-                ids.update(g["id"] for g in out.get("Goroutines") or ())
+                for g in out.get("Goroutines") or ():
+                    loc = g.get("goStatementLoc") or {}
+                    live[g["id"]] = _frame_text(loc) if loc.get("pc") else None
                 nxt = out.get("Nextg", -1)
                 start = -1 if nxt == start else nxt
         except rpc.DelveError as e:
             self.warnings.append(f"could not list the live goroutines ({e}).")
-            return
-        self.live_goids = frozenset(ids)
-        self.live_at_ns = time.time_ns()
+            return None, 0
+        return live, time.time_ns()
 
     def _mark(self, state: str, reason: str) -> None:
         if self.state in ("running", "starting"):
@@ -382,6 +390,10 @@ class Trace:
             self._done.set()
 
     # ---- views ------------------------------------------------------------------------
+    @property
+    def live_goids(self) -> frozenset[int] | None:
+        return None if self.live is None else frozenset(self.live)
+
     @property
     def running(self) -> bool:
         return not self._done.is_set()
