@@ -23,8 +23,10 @@ no goroutine ids).
 from __future__ import annotations
 
 import codecs
+import contextlib
+import gc
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -151,6 +153,19 @@ def _is_agent_file(loc: str | None) -> bool:
     return loc is not None and f"/{agent.FILE_STEM}" in loc
 
 
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """Pause the cyclic GC: a parse makes ~a tuple per goroutine and no cycles, and in a
+    notebook full of objects every collection it would trigger walks them all."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
 def _intern(table: dict[str, int], values: tuple[str, ...]) -> np.ndarray:
     """Codes of ``values`` in ``table`` (new values are added in first-seen order)."""
     codes, uniques = pd.factorize(np.asarray(values, dtype=object))
@@ -196,19 +211,21 @@ class DumpParser:
             self._tail = buf
             return
         self._tail = buf[cut + 2 :]
-        self._parse(buf[: cut + 2].decode("utf-8", "replace"))
+        with _no_gc():
+            self._parse(buf[: cut + 2].decode("utf-8", "replace"))
         if self.progress is not None:
             self.progress(self.count, self.bytes_read)
 
     def finish(self) -> dict[str, Any]:
         """Parse what is left; the columns (pandas arrays of the schema's dtypes)."""
-        if self._tail:
-            text = self._tail.decode("utf-8", "replace")
-            self._tail = b""
-            self._parse(text)
-        if self.progress is not None:
-            self.progress(self.count, self.bytes_read)
-        return self._columns()
+        with _no_gc():
+            if self._tail:
+                text = self._tail.decode("utf-8", "replace")
+                self._tail = b""
+                self._parse(text)
+            if self.progress is not None:
+                self.progress(self.count, self.bytes_read)
+            return self._columns()
 
     def _parse(self, text: str) -> None:
         clean = _ARGS_RE.sub("", text)
@@ -264,7 +281,7 @@ class DumpParser:
         goid, parent, h, codes = goid[keep], parent[keep], h[keep], codes[keep]
 
         def per(values: list[Any], idx: np.ndarray, dtype: str) -> Any:
-            return pd.array(values, dtype=dtype).take(idx)
+            return pd.array(values, dtype=dtype)[idx]  # indexing: several times take's speed
 
         return {
             "goid": goid,

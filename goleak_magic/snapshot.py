@@ -160,7 +160,7 @@ def take(
             paused_s=taken.paused_s,
             malformed=taken.malformed,
             notes=notes,
-            frame=df,
+            frame=df.copy(deep=False),  # the caller may add columns; the table keeps its own
             counts=taken.counts,
         )
         snaps.append(snap.record())

@@ -171,7 +171,8 @@ def conform(kind: str, df: pd.DataFrame) -> pd.DataFrame:
             # pandas >= 3 infers s/ms/us units; the schema promises ns on every table.
             s = pd.to_datetime(s, utc=True).dt.as_unit("ns")
         elif dtype == "bool":
-            s = s.fillna(False).astype(bool)
+            # via the nullable dtype: a column of NaN (absent in old rows) becomes False
+            s = s.astype("boolean").fillna(False).astype(bool)
         elif dtype != "object":
             s = s.astype(dtype)
         out[col] = s
