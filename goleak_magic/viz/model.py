@@ -330,8 +330,11 @@ def _stacks(
     if len(last):
         ex = last.assign(_site=last_sites.to_numpy(object)).drop_duplicates("_site")
         for _, row in ex.iterrows():
-            head = f"blocked: goroutine {row['goid']} [{row['wait_reason'] or row['status']}]"
-            frames = _stack_text(row["stack"]) or _stack_text(row["user_top"] or row["top"])
+            # Snapshot columns are pandas strings: a missing one is NA, which has no truth value.
+            reason = row["wait_reason"] if pd.notna(row["wait_reason"]) else row["status"]
+            top = row["user_top"] if pd.notna(row["user_top"]) else row["top"]
+            head = f"blocked: goroutine {row['goid']} [{reason}]"
+            frames = _stack_text(row["stack"]) or _stack_text(top)
             blocked[row["_site"]] = f"{head}\n" + _indent(frames)
     out = []
     for site in sites:
