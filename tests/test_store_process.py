@@ -31,9 +31,12 @@ RENDER = textwrap.dedent(
     ip.run_line_magic("load_ext", "goleak_magic")
     t = ip.run_line_magic("goleak", "load " + sys.argv[1])
     sched = t.sched
-    html = sys.argv[2]
-    ip.run_line_magic("goleak", f"timeline {t.name} --html {html}")
+    out = sys.argv[2]
+    ip.run_line_magic("goleak", f"timeline {t.name} --html {out}/timeline.html")
+    suspects = ip.run_line_magic("goleak", f"suspects {t.name}")
+    ip.run_line_magic("goleak", f"report {t.name} --html {out}/report.html")
     print(json.dumps({
+        "suspects": suspects.site.tolist(), "snapshots": int(t.goroutines.snapshot.nunique()),
         "state": t.state, "alive": t.alive, "rows": {k: len(v) for k, v in t.tables.items()},
         "goroutines_max": int(sched.goroutines.max()), "status": ip.run_line_magic(
             "goleak", "status").state.tolist(),
@@ -47,14 +50,18 @@ def test_recording_renders_in_another_process_without_go_or_dlv(
 ) -> None:
     t = sess.launch("example:leakyservice", detail=True, args=["-rate", "100"])
     wait_for(lambda: len(t.tables["sched"]) >= 5, what="5 detail rows")
+    for _ in range(2):
+        sess.snapshot(t.name, source="agent")
     sess.stop(t.name)
+    suspects = t.suspects
+    assert len(suspects), "two snapshots of a leaking service rank its leak"
     path = sess.save(t.name, tmp_path / "incident.goleak")
     script = tmp_path / "render.py"
     script.write_text(RENDER)
     env = {k: v for k, v in os.environ.items() if k not in ("GOLEAK_DLV", "GOROOT", "GOPATH")}
     env["PATH"] = str(tmp_path / "empty")
     out = subprocess.run(
-        [sys.executable, str(script), str(path), str(tmp_path / "timeline.html")],
+        [sys.executable, str(script), str(path), str(tmp_path)],
         capture_output=True,
         text=True,
         env=env,
@@ -67,8 +74,11 @@ def test_recording_renders_in_another_process_without_go_or_dlv(
     assert got["rows"]["sched"] == len(t.sched) and got["rows"]["waits"] == len(t.waits)
     assert got["goroutines_max"] == int(t.sched.goroutines.max())
     assert got["status"] == ["recorded"]
+    assert got["suspects"] == suspects.site.tolist() and got["snapshots"] == 2
     page = (tmp_path / "timeline.html").read_text()
     assert "Bokeh" in page and t.name in page
+    report = (tmp_path / "report.html").read_text()
+    assert suspects.site.iloc[0].split()[0] in report
 
 
 # Builds a large recording named "new" and saves it over FILE, SIGKILLing itself at a chosen
