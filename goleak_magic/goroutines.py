@@ -166,9 +166,9 @@ def _no_gc() -> Iterator[None]:
             gc.enable()
 
 
-def _intern(table: dict[str, int], values: tuple[str, ...]) -> np.ndarray:
+def _intern(table: dict[str, int], values: np.ndarray) -> np.ndarray:
     """Codes of ``values`` in ``table`` (new values are added in first-seen order)."""
-    codes, uniques = pd.factorize(np.asarray(values, dtype=object))
+    codes, uniques = pd.factorize(values)
     ids = np.fromiter((table.setdefault(u, len(table)) for u in uniques), np.int64, len(uniques))
     return ids[codes]
 
@@ -240,17 +240,17 @@ class DumpParser:
         if not found:
             return
         self.count += len(found)
-        goid_s, rests, bodies, parent_s, sites = zip(*found, strict=True)
+        parts = np.array(found, dtype=object)  # n x 5: id, header, body, parent, site
         # Few distinct parents as a rule: convert each once ("" is no parent: -1).
-        codes, uniq = pd.factorize(np.asarray(parent_s, dtype=object))
+        codes, uniq = pd.factorize(parts[:, 3])
         parents = np.array([int(p) if p else -1 for p in uniq], np.int64)[codes]
         self._chunks.append(
             (
-                np.fromiter(map(int, goid_s), np.int64, len(goid_s)),
+                np.fromiter(map(int, parts[:, 0]), np.int64, len(parts)),
                 parents,
-                _intern(self._headers, rests),
-                _intern(self._bodies, bodies),
-                _intern(self._sites, sites),
+                _intern(self._headers, parts[:, 1]),
+                _intern(self._bodies, parts[:, 2]),
+                _intern(self._sites, parts[:, 4]),
             )
         )
 
