@@ -246,6 +246,10 @@ def test_live_timeline_follows_a_running_target(sess: Session) -> None:
     assert "stream" in seen
     assert counts.data["x"].tolist() == tl.data.sources["counts"]["x"].tolist()
     assert tl.figure.panels == ["counts", "sched", "rate", "alive", "heat"]
+    titles = {k: t.text for k, t in tl.figure.titles.items()}
+    assert titles["rate"].endswith(f"none yet: Start trace, or %dlvtrace {t.name}")
+    assert titles["alive"].endswith(f"none yet: Take snapshot, or %schedsnap {t.name}")
+    assert "none yet" not in titles["counts"] + titles["heat"]
     assert "running" in tl.status()
     tl.controls.stop_target()
     tl.update()

@@ -12,13 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from . import export, layout, model
 from .live import Controls, LiveTimeline
+from .notebook import load_bokehjs
 
 if TYPE_CHECKING:
     from ..target import Target
 
 __all__ = ["Controls", "LiveTimeline", "StaticTimeline", "timeline"]
-
-_notebook_ready = False
 
 
 @dataclass
@@ -34,12 +33,9 @@ class StaticTimeline:
         return self.figure.root
 
     def _ipython_display_(self) -> None:
-        from bokeh.io import output_notebook, show
+        from bokeh.io import show
 
-        global _notebook_ready
-        if not _notebook_ready:
-            output_notebook(hide_banner=True)
-            _notebook_ready = True
+        load_bokehjs()
         show(self.root)
         if self.html is not None:
             print(f"wrote {self.html} ({self.html.stat().st_size / 1e6:.1f} MB)")

@@ -62,6 +62,26 @@ TABLE_HINT = (
 )
 
 
+def panel_title(panel: str, data: TimelineData) -> str:
+    """A panel's title; an empty one says what would fill it."""
+    name = data.name or "NAME"
+    base = {
+        "counts": "goroutines by state; ◆ = snapshot",
+        "sched": "scheduler",
+        "rate": f"creations per site (per second, {describe_ms(data.bin_ms)} bins)",
+        "alive": "alive per creation site (snapshots)",
+        "heat": "wait reasons (colour: goroutines in that state, log scale; peak within each cell)",
+    }[panel]
+    hint = {
+        "counts": "none yet: launch with --detail or take a snapshot",
+        "sched": "no schedtrace yet",
+        "rate": f"none yet: Start trace, or %dlvtrace {name}",
+        "alive": f"none yet: Take snapshot, or %schedsnap {name}",
+        "heat": "none yet: launch with --detail or take a snapshot",
+    }[panel]
+    return base if data.has[panel] else f"{base} — {hint}"
+
+
 def _js(name: str) -> str:
     return (files(__package__) / "js" / name).read_text()
 
@@ -142,7 +162,7 @@ def build(data: TimelineData, title: str, *, live: bool = False) -> TimelineFigu
     callbacks = {m: _window_js(src, head, table, data, m) for m in ("box", "spike", "refresh")}
 
     if "counts" in want:
-        p = _figure("goroutines by state; ◆ = snapshot", x_range, 250, y_range=DataRange1d(start=0))
+        p = _figure(panel_title("counts", data), x_range, 250, y_range=DataRange1d(start=0))
         p.varea_stack(
             list(STATES),
             x="x",
@@ -215,7 +235,7 @@ def build(data: TimelineData, title: str, *, live: bool = False) -> TimelineFigu
         src["spikes"].selected.js_on_change("indices", callbacks["spike"])
 
     if "sched" in want:
-        p = _figure("scheduler", x_range, 150)
+        p = _figure(panel_title("sched", data), x_range, 150)
         for c, color, label in zip(SCHED_LINES, SCHED_COLORS, SCHED_LABELS, strict=True):
             p.line("x", c, source=src["sched"], color=color, width=1.5, legend_label=label)
         p.add_tools(
@@ -235,7 +255,7 @@ def build(data: TimelineData, title: str, *, live: bool = False) -> TimelineFigu
     n_slots = len(data.groups)
     if "rate" in want:
         p = _figure(
-            f"creations per site (per second, {describe_ms(data.bin_ms)} bins)",
+            panel_title("rate", data),
             x_range,
             210,
             y_range=DataRange1d(start=0),
@@ -256,9 +276,7 @@ def build(data: TimelineData, title: str, *, live: bool = False) -> TimelineFigu
         titles["rate"] = p.title
 
     if "alive" in want:
-        p = _figure(
-            "alive per creation site (snapshots)", x_range, 210, y_range=DataRange1d(start=0)
-        )
+        p = _figure(panel_title("alive", data), x_range, 210, y_range=DataRange1d(start=0))
         colors = [*COLORS[: n_slots - 1], OTHER_COLOR]
         areas = p.varea_stack(
             [f"a{i}" for i in range(n_slots)], x="x", source=src["alive"], color=colors, alpha=0.7
@@ -279,7 +297,7 @@ def build(data: TimelineData, title: str, *, live: bool = False) -> TimelineFigu
         high = max(2.0, float(max(data.sources["heat"]["count"], default=2)))
         mapper = LogColorMapper(palette=Blues256[::-1][40:], low=1, high=high)
         p = _figure(
-            "wait reasons (colour: goroutines in that state, log scale; peak within each cell)",
+            panel_title("heat", data),
             x_range,
             max(170, 90 + 18 * len(data.reasons)),
             y_range=reasons,

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from jupyter_bokeh import BokehModel
 
 from . import model
-from .layout import TimelineFigure, notes_html, slot_tooltips, window_args
+from .layout import TimelineFigure, notes_html, panel_title, slot_tooltips, window_args
 from .model import Recording, TimelineData, short_site
 
 if TYPE_CHECKING:
@@ -98,10 +99,27 @@ def apply(fig: TimelineFigure, data: TimelineData, title: str) -> dict[str, str]
         fig.reasons.factors = data.reasons[::-1]
     if fig.heat_mapper is not None:
         fig.heat_mapper.high = max(2.0, float(max(data.sources["heat"]["count"], default=2)))
+    for panel, t in fig.titles.items():
+        if t.text != panel_title(panel, data):
+            t.text = panel_title(panel, data)
     text = notes_html(title, data.notes)
     if fig.notes.text != text:
         fig.notes.text = text
     return done
+
+
+class EchoFreeBokehModel(BokehModel):
+    """A ``jupyter_bokeh.BokehModel`` that ignores the page echoing our own streams.
+
+    The page sends every ``stream``/``patch`` it received back to the kernel, and
+    BokehModel applies it again, doubling the kernel's copy of the data (seen with
+    jupyter_bokeh 4.1 in JupyterLab 4). This page never streams by itself, so drop them.
+    """
+
+    def _sync_model(self, model: Any, content: dict[str, Any], buffers: list[Any]) -> None:
+        if content.get("kind") in ("ColumnsStreamed", "ColumnsPatched"):
+            return
+        super()._sync_model(model, content, buffers)
 
 
 @dataclass
@@ -192,7 +210,6 @@ class LiveTimeline:
 
     def _make_widget(self) -> Any:
         import ipywidgets as w
-        from jupyter_bokeh import BokehModel
 
         c = self.controls
         self._buttons = {
@@ -212,7 +229,7 @@ class LiveTimeline:
         self._buttons["snap"].on_click(lambda _b: self._act(c.snapshot, "snapshot taken"))
         bar = w.HBox([*self._buttons.values(), self._status])
         self._refresh_bar()
-        return w.VBox([bar, BokehModel(self.figure.root)])
+        return w.VBox([bar, EchoFreeBokehModel(self.figure.root)])
 
     def _toggle_trace(self) -> None:
         c = self.controls
@@ -233,7 +250,10 @@ class LiveTimeline:
     def status(self) -> str:
         t = self.target
         n = {k: len(v) for k, v in t.tables.items()}
-        every = f"every {self.interval:.1f} s" if self.running else "paused"
+        if not t.alive:
+            every = "done: the target has ended"
+        else:
+            every = f"every {self.interval:.1f} s" if self.running else "paused"
         parts = [
             f"<b>{t.name}</b> {t.state}",
             f"{n['sched']:,} sched ticks",
@@ -262,6 +282,9 @@ class LiveTimeline:
     def _ipython_display_(self) -> None:
         from IPython.display import display
 
+        from .notebook import load_bokehjs
+
+        load_bokehjs()
         display(self.widget())
         with contextlib.suppress(RuntimeError):  # no running loop: update() by hand
             self.start()

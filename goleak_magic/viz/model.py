@@ -75,6 +75,7 @@ class TimelineData:
     notes: list[str]
     alive_known: bool  # a snapshot exists, so "alive" means something
     creation_source: str  # "trace", "snapshots" or "" (what the table counts)
+    name: str = ""  # the target's, for hints such as "%dlvtrace NAME"
 
     @property
     def has(self) -> dict[str, bool]:
@@ -246,6 +247,7 @@ def build(
         notes=[],
         alive_known=alive_known,
         creation_source=source,
+        name=rec.name,
     )
     data.notes = _notes(rec, data, n_created=len(creations), n_sites=len(sites), top=top)
     return data
