@@ -5,8 +5,8 @@ with ``spawn -n N`` at a 500 ms interval, then for a window of wall time measure
 
 - the CPU time of our stderr reader thread (``/proc/self/task/<tid>/schedstat``, ns),
   as a share of one core (target: < 25%);
-- keeping up: every tick becomes a row, the lag from a tick's start (its ``time``) to
-  its row showing up stays flat, and the bytes waiting in the stderr pipe stay small;
+- keeping up: every tick becomes a row with every goroutine in it, the lag from a tick's
+  ``time`` to its row showing up stays flat, the bytes waiting in the stderr pipe stay small;
 - the anchor, from the same run: the CPU the Go process itself spends (``/proc/<pid>/stat``)
   minus that of the same program under plain schedtrace (no detail, measured first for
   the same window) = the runtime's cost of printing the lines we parse;
@@ -172,7 +172,8 @@ def main() -> None:
         f"  tick spacing (t_ms deltas) median {statistics.median(gaps):.0f} ms, max {max(gaps)} ms"
     )
     print(
-        f"  lag tick start -> row: median {statistics.median(w.lags_s) * 1000:.0f} ms, "
+        f"  lag (row arrival minus its time column, which is anchored on the first row's "
+        f"arrival, so only its trend counts): median {statistics.median(w.lags_s) * 1000:.0f} ms, "
         f"max {max(w.lags_s) * 1000:.0f} ms; first third {lag_first * 1000:.0f} ms, "
         f"last third {lag_last * 1000:.0f} ms"
     )
