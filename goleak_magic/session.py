@@ -188,7 +188,18 @@ class Session:
         from . import viz
 
         target = self.get(name)
-        controls = viz.Controls(stop_target=lambda: self.stop(name))
+
+        def tracing() -> bool:
+            handle = creations.latest(target)
+            return handle is not None and handle.running
+
+        controls = viz.Controls(
+            stop_target=lambda: self.stop(name),
+            start_trace=lambda: self.trace(name),
+            stop_trace=lambda: self.stop_trace(name),
+            tracing=tracing,
+            snapshot=lambda: self.snapshot(name),
+        )
         return viz.timeline(target, live=live, html=html, controls=controls)
 
     # ---- creation tracing (goleak_magic.creations, goleak_magic.delve) ---------------

@@ -30,12 +30,62 @@ from .viz_support import (
 pytestmark = pytest.mark.browser
 
 
+def test_box_select_the_climb_of_a_traced_leak_lists_its_go_statement(
+    sess: Session, tmp_path: Path, artifacts: Path
+) -> None:
+    """The done-when: a real leakyservice run, its creations traced by Delve, a snapshot,
+    the target stopped; the exported page, box-select over the climb, read the table."""
+    file, line = go_statement("leakyservice", r"^\tgo func\(\) \{$")  # the handler's
+    leak_site = f"main.handler {file}:{line}"
+    # Every handler goroutine leaks: the query (2 x 100 ms) always loses to the timeout.
+    t = sess.launch(
+        "example:leakyservice", detail=True, args=["-rate", "20", "-slow", "1", "-timeout", "100ms"]
+    )
+    sess.trace(t.name)
+    wait_for(
+        lambda: (t.creations["site"] == leak_site).sum() >= 40, timeout=60, what="traced leaks"
+    )
+    sess.stop_trace(t.name)
+    sess.snapshot(t.name)
+    sess.stop(t.name)
+    html = tmp_path / "leak.html"
+    tl = sess.timeline(t.name, html=html)
+    assert tl.data.creation_source == "trace" and tl.data.alive_known
+    c = t.creations
+    alive_ids = set(t.goroutines["goid"])  # the snapshot, newer than the trace's last listing
+    with chromium_page() as (page, errors):
+        open_timeline(page, html)
+        spikes = model_data(page, "spikes")
+        climbs = [i for i, k in enumerate(spikes["kind"]) if k == "climb"]
+        i = max(climbs, key=lambda k: spikes["top"][k])
+        start = panel_point(page, "goroutines", spikes["left"][i])
+        drag(page, start, panel_point(page, "goroutines", spikes["right"][i]))
+        wait_for(lambda: model_data(page, "window")["x0"], timeout=5, what="the window")
+        win = model_data(page, "window")
+        tm = model.ms(c["time"])
+        mine = c[(tm >= win["x0"][0]) & (tm < win["x1"][0]) & (c["site"] == leak_site).to_numpy()]
+        assert len(mine) >= 20
+        row = table_rows(page)[0]  # the leak first: most still alive
+        assert row[0] == leak_site
+        assert row[1] == f"{len(mine):,}"
+        assert row[2] == f"{mine['new_goid'].isin(alive_ids).sum():,}" == row[1]  # all stay
+        # blocked on the send right below the go statement
+        assert "main.handler.func1 " in row[3] and row[3].endswith(f"main.go:{line + 1}")
+        assert row[4] == "chan send"
+        assert f"between {pd.Timestamp(win['x0'][0], unit='ms'):%H:%M:%S}" in head_text(page)
+        page.locator(".slick-row", has_text=leak_site).locator(".slick-cell").first.click()
+        wait_for(lambda: "blocked: goroutine" in model_data_text(page), 5, "the stack")
+        assert model_data_text(page).startswith(f"{leak_site}\n\ncreated at")
+        page.screenshot(path=artifacts / "timeline_traced_leak.png", full_page=True)
+        assert errors == []
+
+
 def spawn_timeline(sess: Session, out: Path) -> tuple[Recording, str]:
     """A real spawn run (one go statement, 20 creations every 10 ms, nothing exits), its
     creations derived from the real goroutine counts, and a snapshot at the end."""
     t = sess.launch("example:spawn", detail=True, args=["-n", "200", "-every", "10ms"])
     wait_for(lambda: (t.sched["goroutines"].max() or 0) >= 200, what="all 200 goroutines")
-    file, line = go_statement("spawn", "park")
+    file, line = go_statement("spawn", r"^\s*go park\(ch\)$")
     site = f"main.main {file}:{line}"
     c = creations_from_counts(t, site, (site, "main.main.func1 /x.go:1", "runtime.goexit"))
     last = [

@@ -90,7 +90,7 @@ def test_exited_target_still_draws(sess: Session) -> None:
 def spawn_recording(sess: Session, n: int = 300) -> tuple[Recording, str]:
     t = sess.launch("example:spawn", detail=True, args=["-n", str(n), "-every", "5ms"])
     wait_for(lambda: (t.sched["goroutines"].max() or 0) >= n, what="all goroutines")
-    file, line = go_statement("spawn", "park")
+    file, line = go_statement("spawn", r"^\s*go park\(ch\)$")
     site = f"main.main {file}:{line}"
     c = creations_from_counts(t, site, (site, "runtime.goexit"))
     return Recording(sched=t.sched, waits=t.waits, creations=c, name=t.name), site

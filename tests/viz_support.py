@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from goleak_magic import tables
+from goleak_magic.build import examples_dir
 from goleak_magic.target import Target
 
 CHROMIUM = "/usr/bin/chromium"
@@ -26,13 +27,12 @@ CHROMIUM_ARGS = [
 ]
 
 
-def go_statement(example: str, needle: str) -> tuple[str, int]:
-    """(file, line) of the ``go`` statement in a shipped example that contains ``needle``."""
-    path = files("goleak_magic") / "examples" / example / "main.go"
-    for i, line in enumerate(path.read_text().splitlines(), 1):
-        if line.strip().startswith("go ") and needle in line:
-            return str(path), i
-    raise AssertionError(f"no go statement with {needle!r} in {example}")
+def go_statement(example: str, pattern: str) -> tuple[str, int]:
+    """(file, line) of the ``go`` statement in a shipped example whose line matches."""
+    path = examples_dir() / example / "main.go"
+    lines = path.read_text().splitlines()
+    [n] = [i for i, line in enumerate(lines, 1) if re.search(pattern, line)]
+    return str(path), n
 
 
 def creations_from_counts(target: Target, site: str, stack: tuple[str, ...]) -> pd.DataFrame:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from importlib.resources import files
 from typing import Any
 
+import pandas as pd
 from bokeh.events import SelectionGeometry
 from bokeh.layouts import column
 from bokeh.models import (
@@ -138,11 +139,20 @@ def _figure(title: str, x_range: DataRange1d, height: int, **kw: Any) -> Any:
     return p
 
 
-def _legend(p: Any) -> None:
-    p.legend.location = "top_left"
-    p.legend.click_policy = "hide"
-    p.legend.label_text_font_size = "10px"
-    p.legend.background_fill_alpha = 0.7
+LEGEND = {  # compact, in columns, so it covers little of the plot
+    "location": "top_left",
+    "click_policy": "hide",
+    "label_text_font_size": "9px",
+    "label_height": 12,
+    "glyph_height": 12,
+    "spacing": 0,
+    "padding": 4,
+    "background_fill_alpha": 0.6,
+}
+
+
+def _legend(p: Any, ncols: int) -> None:
+    p.legend.update(**LEGEND, ncols=ncols)
 
 
 def build(data: TimelineData, title: str, *, live: bool = False) -> TimelineFigure:
@@ -228,7 +238,7 @@ def build(data: TimelineData, title: str, *, live: bool = False) -> TimelineFigu
             ),
             TapTool(renderers=[spikes]),
         )
-        _legend(p)
+        _legend(p, 3)
         p.yaxis.axis_label = "goroutines"
         figs.append(p)
         titles["counts"] = p.title
@@ -247,7 +257,7 @@ def build(data: TimelineData, title: str, *, live: bool = False) -> TimelineFigu
                 renderers=p.renderers[:1],
             )
         )
-        _legend(p)
+        _legend(p, 2)
         p.yaxis.axis_label = "threads / queued"
         figs.append(p)
         titles["sched"] = p.title
@@ -431,13 +441,7 @@ def _slot_legend(
         p.add_tools(h)
     from bokeh.models import Legend
 
-    legend = Legend(
-        items=items,
-        location="top_left",
-        label_text_font_size="10px",
-        click_policy="hide",
-        background_fill_alpha=0.7,
-    )
+    legend = Legend(items=items, **LEGEND, ncols=2)
     p.add_layout(legend)
     return items, hovers
 
@@ -450,14 +454,18 @@ def slot_tooltips(label: str, col: str, unit: str) -> str:
     )
 
 
+def _hms(t_ms: float) -> str:
+    return pd.Timestamp(t_ms, unit="ms", tz="UTC").strftime("%H:%M:%S.%f")[:-3]
+
+
 def window_args(data: TimelineData) -> dict[str, Any]:
     """The per-build constants of the window callback (they change when live re-bins)."""
     return {
         "bin_ms": data.bin_ms,
         "verb": "created" if data.creation_source != "snapshots" else "first seen in a snapshot",
-        "tail": "Alive: still present in the last snapshot."
-        if data.alive_known
-        else "Alive '?': no snapshot yet (%schedsnap fills it).",
+        "tail": f"Alive: in the newest goroutine listing ({_hms(data.alive_at)} UTC)."
+        if data.alive_at is not None
+        else "Alive '?': no goroutine listing yet (%schedsnap, or the end of a %dlvtrace).",
     }
 
 

@@ -52,9 +52,15 @@ class Recording:
     suspects: pd.DataFrame = field(default_factory=lambda: tables.empty("suspects"))
     name: str = ""
     dropped: dict[str, int] = field(default_factory=dict)
+    # Live goroutine ids and when (ns) they were listed: Delve's listing at the end of a
+    # trace, or the last snapshot's, whichever is newer (None: no listing yet).
+    live: tuple[frozenset[int], int] | None = None
 
     @classmethod
     def of(cls, target: Target) -> Recording:
+        from .. import creations
+
+        handle = creations.latest(target)
         return cls(
             sched=target.sched,
             waits=target.waits,
@@ -63,6 +69,7 @@ class Recording:
             suspects=target.suspects,
             name=target.name,
             dropped={k: log.dropped for k, log in target.tables.items() if log.dropped},
+            live=creations.live_set(target, handle.trace if handle is not None else None),
         )
 
 
@@ -73,9 +80,10 @@ class TimelineData:
     groups: list[str]  # label of each coloured slot ("" when unused), then OTHER
     reasons: list[str]  # heatmap rows, most common first
     notes: list[str]
-    alive_known: bool  # a snapshot exists, so "alive" means something
+    alive_known: bool  # a goroutine listing exists, so "alive" means something
     creation_source: str  # "trace", "snapshots" or "" (what the table counts)
     name: str = ""  # the target's, for hints such as "%dlvtrace NAME"
+    alive_at: float | None = None  # ms: when the listing behind "alive" was taken
 
     @property
     def has(self) -> dict[str, bool]:
@@ -165,7 +173,17 @@ def build(
     last_snap = snap_ids.max() if len(snap_ids) else None
     g_sites = goroutine_sites(g) if len(g) else pd.Series([], dtype="string")
     last = g[snap_ids == last_snap] if last_snap is not None else g
-    sites = _site_catalogue(creations, last, g_sites[snap_ids == last_snap], rec.suspects, top)
+    last_sites = g_sites[snap_ids == last_snap]
+    live = rec.live
+    snap_at = int(last["time"].max().value) if len(last) else None
+    if snap_at is not None and (live is None or snap_at >= live[1]):
+        live = (frozenset(last["goid"].tolist()), snap_at)
+    created_alive = creations["new_goid"].isin(live[0] if live else ()).to_numpy(bool)
+    if live is not None and live[1] != snap_at:  # Delve's listing is newer: per traced site
+        alive_by_site = creations.loc[created_alive, "site"].value_counts()
+    else:
+        alive_by_site = last_sites.value_counts()
+    sites = _site_catalogue(creations, last, last_sites, alive_by_site, rec.suspects, top)
     code = {s: i for i, s in enumerate(sites["site"])}
     overflow = len(sites) - 1  # the catch-all row, when the catalogue is capped
     n_slots = top + 1
@@ -174,8 +192,7 @@ def build(
     if len(creations):
         created_site = creations["site"].fillna("(unknown site)").to_numpy(object)
         created_bin = np.floor(t_created / b) * b
-        live_goids = set(last["goid"].tolist())
-        is_alive = creations["new_goid"].isin(live_goids).to_numpy(bool)
+        is_alive = created_alive
         source = "trace"
     elif len(g):
         # No trace: a goroutine counts as created in the snapshot where it first appears.
@@ -195,7 +212,7 @@ def build(
         .agg(created="size", alive="sum")
         .reset_index()
     )
-    alive_known = last_snap is not None
+    alive_known = live is not None
     if not alive_known:
         agg["alive"] = np.nan
     slot_of_code = sites["slot"].to_numpy()
@@ -248,6 +265,7 @@ def build(
         alive_known=alive_known,
         creation_source=source,
         name=rec.name,
+        alive_at=live[1] / 1e6 if live is not None else None,
     )
     data.notes = _notes(rec, data, n_created=len(creations), n_sites=len(sites), top=top)
     return data
@@ -257,16 +275,17 @@ def _site_catalogue(
     creations: pd.DataFrame,
     last: pd.DataFrame,
     last_sites: pd.Series,
+    alive: pd.Series,
     suspects: pd.DataFrame,
     top: int,
 ) -> pd.DataFrame:
     """One row per creation site, most suspicious first, plus a catch-all last row.
 
-    Ranked by the suspects' score, then goroutines alive in the last snapshot, then
-    creations; the first ``top`` get a colour slot, the rest share slot ``top``.
+    Ranked by the suspects' score, then goroutines ``alive`` (per site) in the newest
+    listing, then creations; the first ``top`` get a colour slot, the rest share slot
+    ``top``. Blocked location and wait reason come from the last snapshot (``last``).
     """
     created = creations["site"].fillna("(unknown site)").value_counts()
-    alive = last_sites.value_counts()
     score = suspects.dropna(subset=["site"]).drop_duplicates("site").set_index("site")["score"]
     names = pd.Index(created.index).union(alive.index).union(score.index)
     cat = pd.DataFrame(

@@ -39,7 +39,8 @@ for (let i = lo; i < bin.length && bin[i] < x1; i++) {
   n.set(site[i], (n.get(site[i]) ?? 0) + created[i])
   a.set(site[i], (a.get(site[i]) ?? 0) + alive[i])
 }
-const codes = [...n.keys()].sort((p, q) => n.get(q) - n.get(p) || p - q)
+// Most still alive first (the leak), then most created; alive is NaN when unknown.
+const codes = [...n.keys()].sort((p, q) => (a.get(q) - a.get(p)) || n.get(q) - n.get(p) || p - q)
 const s = sites.data
 const col = (name) => codes.map((c) => s[name][c])
 table.data = {
