@@ -36,6 +36,10 @@ DETACH_TIMEOUT = 10.0
 HALT_RETRY_S = 0.5  # a halt that lands while the target is already stopped is lost: resend
 OUTPUT_LINES = 200
 LISTEN_RE = re.compile(r"API server listening at: (\S+)")
+# One P for an attaching dlv: every ptrace call is handed to one locked OS thread, and
+# with more Ps each handoff also wakes another P's thread (see bench/RESULTS.md). Not for
+# dlv exec, whose program would inherit it.
+DLV_ENV = {"GOMAXPROCS": "1"}
 
 T = TypeVar("T")
 
@@ -45,9 +49,13 @@ class HitHandler(Protocol):
 
     bp_ids: set[int]
 
+    def wants(self, n: int) -> bool:
+        """Cheap: after ``n`` more events, should the target go on? (False = last stop)"""
+
     def hits(self, threads: list[dict[str, Any]], now_ns: int) -> bool:
         """Record the stopped threads (raw ``api.Thread`` dicts); False = done. Runs on
-        the connection's reader thread: it must not wait for a Delve reply."""
+        the connection's reader thread, maybe while the target already runs on: it must
+        not wait for a Delve reply."""
 
     def finish(self, client: rpc.Client) -> None:
         """After ``hits`` said done: clean up with the target halted (runner thread)."""
@@ -190,17 +198,26 @@ class DlvServer:
         self._running = self.client.send("Command", {"name": "continue"}, callback=self._on_stop)
 
     def _on_stop(self, call: rpc.Call) -> None:
-        """A continue returned (reader thread): record the hits and, when nothing else
-        waits for the target to be halted, continue at once without a thread switch."""
+        """A continue returned (reader thread). When nothing needs the target halted, it
+        continues at once, before the rows are built: no thread switch, and the Python
+        work overlaps the target's run to its next stop."""
         stop = True
         try:
             state = call.result(0)["State"]
             self._stop_state = state
-            if self._dispatch(state) and not (
-                state.get("exited") or self._requests or self._closing
+            groups = self._group(state)
+            if not (state.get("exited") or self._requests or self._closing) and all(
+                h.wants(len(threads)) for h, threads in groups
             ):
                 self._resume()
                 stop = False
+            now = time.time_ns()
+            for handler, threads in groups:
+                if not handler.hits(threads, now):
+                    self.remove_handler(handler)
+                    self._finishing.append(handler)
+                    if not stop:  # it changed its mind: halt for its finish()
+                        self._interrupt()
         except rpc.DelveError as e:
             self._stop_error = e
         finally:
@@ -208,8 +225,8 @@ class DlvServer:
                 self._running = None
                 self._stopped.set()
 
-    def _dispatch(self, state: dict[str, Any]) -> bool:
-        """Hand the stopped threads to their handlers; False if one is done."""
+    def _group(self, state: dict[str, Any]) -> list[tuple[HitHandler, list[dict[str, Any]]]]:
+        """The stopped threads, by the handler of their breakpoint."""
         by_handler: dict[int, tuple[HitHandler, list[dict[str, Any]]]] = {}
         with self._lock:
             for th in state.get("Threads") or ():
@@ -217,14 +234,7 @@ class DlvServer:
                 handler = self._handlers.get(bp["id"]) if bp else None
                 if handler is not None:
                     by_handler.setdefault(id(handler), (handler, []))[1].append(th)
-        now = time.time_ns()
-        go_on = True
-        for handler, threads in by_handler.values():
-            if not handler.hits(threads, now):
-                self.remove_handler(handler)
-                self._finishing.append(handler)
-                go_on = False
-        return go_on
+        return list(by_handler.values())
 
     def _serve_requests(self) -> None:
         while self._finishing:
@@ -335,7 +345,8 @@ def attach(pid: int, *, workdir: Path, dlv: str = "") -> DlvServer:
     exe = find_dlv(dlv)
     sock = workdir / f"dlv-{pid}-{time.monotonic_ns() % 1_000_000}.sock"
     argv = [exe, "attach", str(pid), *_headless(sock)]
-    return _launch(argv, label=f"pid {pid}", pid=pid, kill_on_close=False)
+    env = {**os.environ, **DLV_ENV}
+    return _launch(argv, label=f"pid {pid}", pid=pid, kill_on_close=False, env=env)
 
 
 def exec_binary(
@@ -379,9 +390,16 @@ def _headless(sock: Path) -> list[str]:
     return ["--headless", "--api-version=2", f"--listen=unix:{sock}", "--check-go-version=false"]
 
 
-def _launch(argv: list[str], *, label: str, pid: int | None, kill_on_close: bool) -> DlvServer:
+def _launch(
+    argv: list[str],
+    *,
+    label: str,
+    pid: int | None,
+    kill_on_close: bool,
+    env: dict[str, str] | None = None,
+) -> DlvServer:
     try:
-        proc = process.spawn(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        proc = process.spawn(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     except OSError as e:
         raise GoleakError(f"could not start {argv[0]}: {e.strerror}; check the dlv path.") from e
     output: deque[str] = deque(maxlen=OUTPUT_LINES)

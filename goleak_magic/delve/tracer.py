@@ -243,7 +243,10 @@ class Trace:
         self.hook = ", ".join(self.functions[:5]) + (" ..." if len(self.functions) > 5 else "")
         return ids
 
-    # ---- the runner's callbacks (target halted) ------------------------------------------
+    # ---- the runner's callbacks ---------------------------------------------------------
+    def wants(self, n: int) -> bool:
+        return self.max_events is None or self.events + n < self.max_events
+
     def hits(self, threads: list[dict[str, Any]], now_ns: int) -> bool:
         build = self._creation_row if self.func is None else self._call_row
         rows = [build(th, now_ns, self.seq0 + self.events + i) for i, th in enumerate(threads)]
