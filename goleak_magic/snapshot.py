@@ -125,8 +125,9 @@ def take(
 ) -> Snapshot:
     """Take one snapshot of ``target`` and record it; see the module docstring.
 
-    ``delve`` gives a connected Delve client for the target (the session's); without it
-    the delve source is not available.
+    ``delve(target)`` is a context manager giving the target's Delve (``Session.delve``:
+    attached for the call, or the one a trace already holds); without it the delve
+    source is not available.
     """
     if source != "auto" and source not in SOURCES:
         raise GoleakError(
