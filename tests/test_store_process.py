@@ -164,7 +164,7 @@ def test_save_killed_midway_leaves_old_file_or_none(sess: Session, tmp_path: Pat
     wait_for(lambda: len(t.tables["sched"]) >= 2, what="2 schedtrace rows")
     old_bytes = sess.save("old", tmp_path / "old.goleak").read_bytes()
 
-    spread = sorted({1, 2, writes // 4, writes // 2, 3 * writes // 4, writes - 1, writes})
+    spread = sorted({1, writes // 3, 2 * writes // 3, writes - 1, writes})
     points = [f"write{n}" for n in spread] + ["fsync", "replace", "after-replace"]
     cases = [(p, True) for p in points] + [(p, False) for p in points[::3]]
     for i, (point, with_old) in enumerate(cases):
