@@ -14,9 +14,9 @@ blocked_at      the dominant "wait reason at innermost frame of the program's ow
 score           goroutines the evidence says are leaking: the proven ones, or, if more,
                 the ones that arrived during the series and stayed — first seen after the
                 first snapshot, still there in the last, so alive across at least one
-                interval — capped by what the growth adds up to over the window
-                (growth_per_min x minutes). A site at or above SUSPECT_THRESHOLD is a
-                suspect; growth alone needs 3 snapshots to show.
+                interval (with two snapshots: seen in both) — capped by what the growth
+                adds up to over the window (growth_per_min x minutes). A site at or
+                above SUSPECT_THRESHOLD is a suspect.
 
 Short-lived workers do not outlive a snapshot interval, so bursts (however big) score
 ~0; a pool that stays but does not grow, or churns at a flat count, scores ~0; a leak
@@ -147,10 +147,11 @@ def suspects(g: pd.DataFrame, threshold: float = SUSPECT_THRESHOLD) -> pd.DataFr
     first_id, last_id = snaps.index[0], snaps.index[-1]
     last = g[g["snapshot"] == last_id]
     arrived = last["goid"].map(g.groupby("goid")["snapshot"].min())
-    last = last.assign(
-        seen_before=(arrived < last_id).to_numpy(),
-        stayed=((arrived > first_id) & (arrived < last_id)).to_numpy(),
-    )
+    seen_before = arrived < last_id
+    # Arrived during the series and stayed; with only two snapshots there is no "during",
+    # so everything seen in both.
+    stayed = seen_before & (arrived > first_id) if len(snaps) > 2 else seen_before
+    last = last.assign(seen_before=seen_before.to_numpy(), stayed=stayed.to_numpy())
     per = last.groupby("site").agg(
         alive=("goid", "size"),
         persisted=("seen_before", "sum"),
