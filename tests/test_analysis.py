@@ -19,6 +19,8 @@ from IPython.core.interactiveshell import InteractiveShell
 import goleak_magic
 from goleak_magic import analysis
 from goleak_magic.build import examples_dir
+from goleak_magic.session import Session
+from goleak_magic.target import Target
 
 from .conftest import wait_for
 
@@ -72,6 +74,12 @@ LEAKS = [
 ]  # fmt: skip
 HEALTHY = ["healthy", "timeafter"]
 LEAKY_EXAMPLES = {leak.example for leak in LEAKS}
+
+
+def reported(t: Target) -> int:
+    """The goroutine count the example printed last."""
+    lines = [ln for ln in t.log_lines(20, "stdout") if ln.startswith("goroutines=")]
+    return int(lines[-1].removeprefix("goroutines=")) if lines else 0
 
 
 def test_every_shipped_example_is_covered() -> None:
@@ -152,3 +160,23 @@ def test_schedsnap_magic(
             ip.run_line_magic("schedsnap", bad)
     with pytest.raises(UsageError, match="no target named"):
         ip.run_line_magic("goleak", "suspects nosuch")
+
+
+def test_one_then_two_snapshots(sess: Session) -> None:
+    """One snapshot shows no trend; a second one, an interval later, shows what stayed."""
+    ticker = next(x for x in LEAKS if x.example == "forgottenticker")
+    t = sess.launch("example:forgottenticker")
+    wait_for(lambda: any("goroutines=" in ln for ln in t.log_lines(20, "stdout")),
+             what="the first report")  # fmt: skip
+    sess.snapshot(t.name)
+    one = t.suspects
+    top = one[one["site"] == ticker.site].iloc[0]
+    assert pd.isna(top["growth_per_min"]) and top["score"] == 0  # nothing proven, no trend
+    assert top["evidence"].startswith("one snapshot, no trend yet")
+    grown = top["alive"] + 20
+    wait_for(lambda: reported(t) >= grown, what=f"{grown} goroutines alive")
+    sess.snapshot(t.name)
+    two = t.suspects
+    assert len(t.meta["snapshots"]) == 2
+    assert two.iloc[0]["site"] == ticker.site
+    assert two.iloc[0]["score"] >= analysis.SUSPECT_THRESHOLD
