@@ -102,12 +102,15 @@ def test_labels_and_proven_leaks(version: str) -> None:
     labelled = got[got["labels"].notna()]
     assert labelled["labels"].tolist() == [{"path": "/a b]", "request": "r-42"}]
     leaked = got[got["leaked"]]
-    # dumpgen's provable leaks: three senders, a mutex, a WaitGroup, a Cond, a generic
-    # receiver on a lost channel (and, on Go 1.26, main blocked in an empty select).
+    # dumpgen's provable leaks: three senders and a generic receiver on channels nothing
+    # else holds, always; a mutex, a WaitGroup and a Cond waiter, and main in an empty
+    # select, when the GC's reachability walk gets there (it varies from run to run).
     assert (leaked["start_func"] == "main.leakSend.func1").sum() == 3
-    assert {"main.main.func1", "main.main.func2", "main.main.func3", "main.generic[...]"} <= set(
-        leaked["start_func"]
-    )
+    assert "main.generic[...]" in set(leaked["start_func"])
+    assert set(leaked["start_func"]) <= {
+        "main.leakSend.func1", "main.generic[...]", "main.main.func1", "main.main.func2",
+        "main.main.func3", "main.main",
+    }  # fmt: skip
     assert (leaked["status"] == "leaked").all()
     assert (got.loc[~got["leaked"], "status"] != "leaked").all()
     assert leaked["leaked"].sum() == dump(version).decode().count("(leaked)")

@@ -2,29 +2,44 @@
 // program's own source is never touched.
 //
 // When GOLEAK_MAGIC_AGENT names a unix socket path, this serves the runtime/pprof
-// goroutine profiles on a private mux there (never on http.DefaultServeMux, so the
-// program's own HTTP servers expose nothing new). It prints nothing. Its goroutines
-// carry the pprof label goleak_magic=agent so goleak_magic leaves them out of its
-// tables. Every package-level name and import alias starts with goleakMagic so it
-// cannot clash with the program's identifiers.
+// goroutine profiles there, over a minimal HTTP/1.1 (it does not import net/http, so the
+// program's own HTTP servers and http.DefaultServeMux see nothing new). It prints
+// nothing and keeps no goroutine of its own: a timer looks for a waiting connection
+// every goleakMagicAgentPoll and serves it from the timer's short-lived goroutine, so
+// runtime.NumGoroutine and goroutine-leak checks in the program's tests count only the
+// program's goroutines. That goroutine carries the pprof label goleak_magic=agent and
+// goleak_magic leaves it out of its tables. Every package-level name and import alias
+// starts with goleakMagic so it cannot clash with the program's identifiers.
 
 package main
 
 import (
+	goleakMagicBufio "bufio"
+	goleakMagicBytes "bytes"
 	goleakMagicContext "context"
-	goleakMagicIO "io"
-	goleakMagicLog "log"
 	goleakMagicNet "net"
-	goleakMagicHTTP "net/http"
 	goleakMagicOS "os"
 	goleakMagicRuntime "runtime"
 	goleakMagicPprof "runtime/pprof"
 	goleakMagicStrconv "strconv"
-	goleakMagicSync "sync"
+	goleakMagicStrings "strings"
 	goleakMagicTime "time"
 )
 
-const goleakMagicAgentEnv = "GOLEAK_MAGIC_AGENT"
+const (
+	goleakMagicAgentEnv  = "GOLEAK_MAGIC_AGENT"
+	goleakMagicAgentPoll = 50 * goleakMagicTime.Millisecond
+)
+
+var (
+	goleakMagicAgentListener *goleakMagicNet.UnixListener
+	goleakMagicAgentTimer    *goleakMagicTime.Timer
+	goleakMagicAgentLabels   = goleakMagicPprof.WithLabels(goleakMagicContext.Background(),
+		goleakMagicPprof.Labels("goleak_magic", "agent"))
+	// Bytes per goroutine of the last dump: a buffer that fits at the first try means
+	// one stop-the-world, where pprof's doubling from 1 MB takes several.
+	goleakMagicAgentPerG = 256
+)
 
 func init() {
 	path := goleakMagicOS.Getenv(goleakMagicAgentEnv)
@@ -33,73 +48,96 @@ func init() {
 	}
 	// Children of the program must not try to serve on the same socket.
 	goleakMagicOS.Unsetenv(goleakMagicAgentEnv)
-	ln, err := goleakMagicNet.Listen("unix", path)
+	ln, err := goleakMagicNet.ListenUnix("unix", &goleakMagicNet.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
 		return // goleak_magic notices the missing socket and says so
 	}
-	mux := goleakMagicHTTP.NewServeMux()
-	mux.HandleFunc("/", goleakMagicAgentInfo)
-	mux.HandleFunc("/debug/pprof/goroutine", goleakMagicAgentProfile("goroutine"))
-	mux.HandleFunc("/debug/pprof/goroutineleak", goleakMagicAgentProfile("goroutineleak"))
-	mux.HandleFunc("/goleak/dump", goleakMagicAgentDump)
-	srv := &goleakMagicHTTP.Server{
-		Handler:  mux,
-		ErrorLog: goleakMagicLog.New(goleakMagicIO.Discard, "", 0),
+	goleakMagicAgentListener = ln
+	goleakMagicAgentTimer = goleakMagicTime.AfterFunc(goleakMagicAgentPoll, goleakMagicAgentServe)
+}
+
+// goleakMagicAgentServe answers the connections waiting now, then sleeps again.
+func goleakMagicAgentServe() {
+	goleakMagicPprof.SetGoroutineLabels(goleakMagicAgentLabels)
+	for {
+		// A deadline just ahead: accept what is queued, never wait for more.
+		goleakMagicAgentListener.SetDeadline(goleakMagicTime.Now().Add(goleakMagicTime.Millisecond))
+		conn, err := goleakMagicAgentListener.AcceptUnix()
+		if err != nil {
+			break
+		}
+		goleakMagicAgentHandle(conn)
 	}
-	labels := goleakMagicPprof.Labels("goleak_magic", "agent")
-	go goleakMagicPprof.Do(goleakMagicContext.Background(), labels,
-		func(goleakMagicContext.Context) { srv.Serve(ln) })
+	goleakMagicAgentTimer.Reset(goleakMagicAgentPoll)
 }
 
-// goleakMagicAgentInfo says who is listening: pid, Go version, leak profile or not.
-func goleakMagicAgentInfo(w goleakMagicHTTP.ResponseWriter, r *goleakMagicHTTP.Request) {
-	leak := goleakMagicPprof.Lookup("goroutineleak") != nil
-	w.Header().Set("Content-Type", "application/json")
-	goleakMagicIO.WriteString(w, `{"agent":"goleak_magic","pid":`+
-		goleakMagicStrconv.Itoa(goleakMagicOS.Getpid())+`,"go":"`+goleakMagicRuntime.Version()+
-		`","goroutineleak":`+goleakMagicStrconv.FormatBool(leak)+"}\n")
-}
-
-func goleakMagicAgentProfile(name string) goleakMagicHTTP.HandlerFunc {
-	return func(w goleakMagicHTTP.ResponseWriter, r *goleakMagicHTTP.Request) {
-		p := goleakMagicPprof.Lookup(name)
-		if p == nil {
-			goleakMagicHTTP.Error(w, "no "+name+" profile in this Go", goleakMagicHTTP.StatusNotFound)
+// goleakMagicAgentHandle reads one request ("GET /path?query HTTP/1.1" and headers) and
+// writes one response, then closes the connection.
+func goleakMagicAgentHandle(conn *goleakMagicNet.UnixConn) {
+	defer conn.Close()
+	conn.SetReadDeadline(goleakMagicTime.Now().Add(5 * goleakMagicTime.Second))
+	r := goleakMagicBufio.NewReader(conn)
+	line, err := r.ReadString('\n')
+	if err != nil {
+		return
+	}
+	for {
+		h, err := r.ReadString('\n')
+		if err != nil {
 			return
 		}
-		debug, _ := goleakMagicStrconv.Atoi(r.FormValue("debug"))
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		p.WriteTo(w, debug)
-	}
-}
-
-// goleakMagicAgentDumpSize remembers the last dump's bytes per goroutine: a buffer
-// that fits at the first try means one stop-the-world, where pprof's doubling from 1 MB
-// takes several.
-var goleakMagicAgentDumpSize struct {
-	goleakMagicSync.Mutex
-	perG int
-}
-
-// goleakMagicAgentDump writes every goroutine's stack (the debug=2 text). With leak=1 it
-// first runs the GC's leak detection, so proven leaks show "(leaked)" in their header.
-// X-Goleak-Pause-Ns says how long the world was stopped for the dump.
-func goleakMagicAgentDump(w goleakMagicHTTP.ResponseWriter, r *goleakMagicHTTP.Request) {
-	leak := false
-	if r.FormValue("leak") == "1" {
-		if p := goleakMagicPprof.Lookup("goroutineleak"); p != nil {
-			p.WriteTo(goleakMagicIO.Discard, 1)
-			leak = true
+		if goleakMagicStrings.TrimSpace(h) == "" {
+			break
 		}
 	}
-	goleakMagicAgentDumpSize.Lock()
-	defer goleakMagicAgentDumpSize.Unlock()
-	perG := goleakMagicAgentDumpSize.perG
-	if perG == 0 {
-		perG = 256
+	conn.SetReadDeadline(goleakMagicTime.Time{})
+	// A client that stops reading must not keep the agent busy for ever.
+	conn.SetWriteDeadline(goleakMagicTime.Now().Add(5 * goleakMagicTime.Minute))
+	fields := goleakMagicStrings.Fields(line)
+	if len(fields) < 2 {
+		goleakMagicAgentReply(conn, 400, "text/plain", nil, []byte("bad request\n"))
+		return
+	}
+	path, query, _ := goleakMagicStrings.Cut(fields[1], "?")
+	debug, _ := goleakMagicStrconv.Atoi(goleakMagicAgentParam(query, "debug"))
+	switch path {
+	case "/":
+		leak := goleakMagicPprof.Lookup("goroutineleak") != nil
+		body := `{"agent":"goleak_magic","pid":` + goleakMagicStrconv.Itoa(goleakMagicOS.Getpid()) +
+			`,"go":"` + goleakMagicRuntime.Version() + `","goroutineleak":` +
+			goleakMagicStrconv.FormatBool(leak) + "}\n"
+		goleakMagicAgentReply(conn, 200, "application/json", nil, []byte(body))
+	case "/debug/pprof/goroutine", "/debug/pprof/goroutineleak":
+		name := path[len("/debug/pprof/"):]
+		p := goleakMagicPprof.Lookup(name)
+		if p == nil {
+			goleakMagicAgentReply(conn, 404, "text/plain", nil, []byte("no "+name+" profile in this Go\n"))
+			return
+		}
+		var buf goleakMagicBytes.Buffer
+		p.WriteTo(&buf, debug)
+		goleakMagicAgentReply(conn, 200, "text/plain; charset=utf-8", nil, buf.Bytes())
+	case "/goleak/dump":
+		goleakMagicAgentDump(conn, goleakMagicAgentParam(query, "leak") == "1")
+	default:
+		goleakMagicAgentReply(conn, 404, "text/plain", nil, []byte("not found\n"))
+	}
+}
+
+// goleakMagicAgentDump writes every goroutine's stack (the debug=2 text). With leak it
+// first runs the GC's leak detection, so proven leaks show "(leaked)" in their header.
+// X-Goleak-Pause-Ns says how long the world was stopped for the dump.
+func goleakMagicAgentDump(conn *goleakMagicNet.UnixConn, leak bool) {
+	if leak {
+		p := goleakMagicPprof.Lookup("goroutineleak")
+		leak = p != nil
+		if leak {
+			var discard goleakMagicBytes.Buffer
+			p.WriteTo(&discard, 1)
+		}
 	}
 	count := goleakMagicRuntime.NumGoroutine() + 16
-	size := count*perG + count*perG/4 + 4096
+	size := count*goleakMagicAgentPerG + count*goleakMagicAgentPerG/4 + 4096
 	var buf []byte
 	var pause goleakMagicTime.Duration
 	for {
@@ -113,10 +151,31 @@ func goleakMagicAgentDump(w goleakMagicHTTP.ResponseWriter, r *goleakMagicHTTP.R
 		}
 		size *= 2
 	}
-	goleakMagicAgentDumpSize.perG = len(buf)/count + 1
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Content-Length", goleakMagicStrconv.Itoa(len(buf)))
-	w.Header().Set("X-Goleak-Pause-Ns", goleakMagicStrconv.FormatInt(int64(pause), 10))
-	w.Header().Set("X-Goleak-Leak", goleakMagicStrconv.FormatBool(leak))
-	w.Write(buf)
+	goleakMagicAgentPerG = len(buf)/count + 1
+	goleakMagicAgentReply(conn, 200, "text/plain; charset=utf-8", []string{
+		"X-Goleak-Pause-Ns: " + goleakMagicStrconv.FormatInt(int64(pause), 10),
+		"X-Goleak-Leak: " + goleakMagicStrconv.FormatBool(leak),
+	}, buf)
+}
+
+func goleakMagicAgentReply(conn *goleakMagicNet.UnixConn, code int, ctype string, extra []string, body []byte) {
+	head := "HTTP/1.1 " + goleakMagicStrconv.Itoa(code) + " " + map[int]string{
+		200: "OK", 400: "Bad Request", 404: "Not Found"}[code] + "\r\n" +
+		"Content-Type: " + ctype + "\r\n" +
+		"Content-Length: " + goleakMagicStrconv.Itoa(len(body)) + "\r\n" +
+		"Connection: close\r\n"
+	for _, h := range extra {
+		head += h + "\r\n"
+	}
+	conn.Write([]byte(head + "\r\n"))
+	conn.Write(body)
+}
+
+func goleakMagicAgentParam(query, key string) string {
+	for _, kv := range goleakMagicStrings.Split(query, "&") {
+		if k, v, _ := goleakMagicStrings.Cut(kv, "="); k == key {
+			return v
+		}
+	}
+	return ""
 }
