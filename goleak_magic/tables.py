@@ -173,7 +173,11 @@ def conform(kind: str, df: pd.DataFrame) -> pd.DataFrame:
         elif dtype == "bool":
             # via the nullable dtype: a column of NaN (absent in old rows) becomes False
             s = s.astype("boolean").fillna(False).astype(bool)
-        elif dtype != "object":
+        elif dtype == "object":
+            # missing is None (not NaN), and an all-missing column stays object, not float64
+            s = s.astype(object)
+            s = s.where(s.notna(), None)
+        else:
             s = s.astype(dtype)
         out[col] = s
     return pd.DataFrame(out, index=pd.RangeIndex(len(df)))
