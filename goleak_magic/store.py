@@ -58,6 +58,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+import numpy as np
 import pandas as pd
 
 from . import tables
@@ -111,6 +112,38 @@ def _tuples(value: Any) -> Any:
 
 def _decode(text: Any) -> Any:
     return None if _is_missing(text) else _tuples(json.loads(text))
+
+
+def _objects(values: list[Any]) -> np.ndarray:
+    """A 1-d object array of ``values`` (np.array would turn equal-length tuples into 2-d)."""
+    out = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values):
+        out[i] = v
+    return out
+
+
+def _encode_column(s: pd.Series) -> np.ndarray:
+    """JSON text (or None) per value; each distinct value is encoded once."""
+    out = np.full(len(s), None, dtype=object)
+    present = s.notna().to_numpy()
+    values = s[present]
+    try:
+        codes, uniques = pd.factorize(values)
+    except TypeError:  # unhashable values (labels dicts): one by one
+        out[present] = [_encode(v) for v in values]
+        return out
+    out[present] = _objects([_encode(u) for u in uniques])[codes]
+    return out
+
+
+def _decode_column(s: pd.Series) -> np.ndarray:
+    """The values back from their JSON text; each distinct text is decoded once."""
+    codes, uniques = pd.factorize(s)  # missing -> code -1 -> the trailing None
+    decoded = [_decode(u) for u in uniques]
+    out = _objects([*decoded, None])[codes]
+    if any(isinstance(v, dict) for v in decoded):  # mutable: each row gets its own copy
+        out = _objects([dict(v) if isinstance(v, dict) else v for v in out])
+    return out
 
 
 # ---- save -----------------------------------------------------------------------------
@@ -213,7 +246,7 @@ def _log_frame(target: Target) -> pd.DataFrame:
 def _parquet(df: pd.DataFrame, json_columns: list[str], out: IO[bytes]) -> None:
     df = df.copy()
     for col in json_columns:
-        df[col] = pd.Series([_encode(v) for v in df[col]], index=df.index, dtype="string")
+        df[col] = _encode_column(df[col])  # str or None: stored as a parquet string column
     df.to_parquet(out, index=False)
 
 
@@ -277,7 +310,7 @@ def _read_table(zf: zipfile.ZipFile, entry: dict[str, Any]) -> pd.DataFrame:
     df = pd.read_parquet(io.BytesIO(zf.read(entry["file"])))
     for col in entry.get("json_columns", []):
         if col in df:
-            df[col] = pd.Series([_decode(v) for v in df[col]], index=df.index, dtype=object)
+            df[col] = _decode_column(df[col])
     return df
 
 
