@@ -10,7 +10,7 @@ test:
 	scripts/setup.sh --test
 	$(PYTHON) -m ruff check goleak_magic tests bench
 	$(PYTHON) -m ruff format --check goleak_magic tests bench
-	$(PYTHON) -m pytest -v
+	$(PYTHON) -m pytest -v --durations=25
 
 lint:
 	$(PYTHON) -m ruff check --fix goleak_magic tests bench
