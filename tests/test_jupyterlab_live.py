@@ -117,6 +117,17 @@ def test_live_timeline_renders_and_grows_in_jupyterlab(
         assert status.count() == 1
         notes = page.get_by_text(re.compile(r"goroutines of leakyservice \(pid \d+, running\)"))
         pid = int(re.search(r"pid (\d+)", notes.inner_text()).group(1))
+        # the control bar: a snapshot fills "alive per site", a trace "creations per site"
+        page.get_by_role("button", name="Take snapshot").click()
+        wait_for(lambda: page.evaluate(JS_LENGTHS, "snaps")[0] >= 1, 30, "the snapshot")
+        page.get_by_role("button", name="Start trace").click()
+        page.get_by_role("button", name="Stop trace").wait_for(timeout=30_000)
+        wait_for(lambda: page.evaluate(JS_LENGTHS, "rate")[0] >= 3, 30, "traced creations")
+        page.get_by_role("button", name="Stop trace").click()
+        page.get_by_role("button", name="Start trace").wait_for(timeout=30_000)
+        page.mouse.move(800, 700)
+        page.mouse.wheel(0, 330)  # the panels the control bar filled into view
+        page.wait_for_timeout(500)  # let the notebook finish scrolling before the screenshot
         page.screenshot(path=artifacts / "jupyterlab_live.png")
 
         page.get_by_role("button", name="Stop target").click()

@@ -139,7 +139,7 @@ def _figure(title: str, x_range: DataRange1d, height: int, **kw: Any) -> Any:
     return p
 
 
-LEGEND = {  # compact, in columns, so it covers little of the plot
+LEGEND = {  # above the plot (covering no data, not changing the frame's width), compact
     "location": "top_left",
     "click_policy": "hide",
     "label_text_font_size": "9px",
@@ -152,7 +152,10 @@ LEGEND = {  # compact, in columns, so it covers little of the plot
 
 
 def _legend(p: Any, ncols: int) -> None:
-    p.legend.update(**LEGEND, ncols=ncols)
+    legend = p.legend[0]
+    legend.update(**LEGEND, ncols=ncols)
+    p.center.remove(legend)
+    p.add_layout(legend, "above")
 
 
 def build(data: TimelineData, title: str, *, live: bool = False) -> TimelineFigure:
@@ -172,7 +175,7 @@ def build(data: TimelineData, title: str, *, live: bool = False) -> TimelineFigu
     callbacks = {m: _window_js(src, head, table, data, m) for m in ("box", "spike", "refresh")}
 
     if "counts" in want:
-        p = _figure(panel_title("counts", data), x_range, 250, y_range=DataRange1d(start=0))
+        p = _figure(panel_title("counts", data), x_range, 270, y_range=DataRange1d(start=0))
         p.varea_stack(
             list(STATES),
             x="x",
@@ -238,14 +241,14 @@ def build(data: TimelineData, title: str, *, live: bool = False) -> TimelineFigu
             ),
             TapTool(renderers=[spikes]),
         )
-        _legend(p, 3)
+        _legend(p, 6)
         p.yaxis.axis_label = "goroutines"
         figs.append(p)
         titles["counts"] = p.title
         src["spikes"].selected.js_on_change("indices", callbacks["spike"])
 
     if "sched" in want:
-        p = _figure(panel_title("sched", data), x_range, 150)
+        p = _figure(panel_title("sched", data), x_range, 170)
         for c, color, label in zip(SCHED_LINES, SCHED_COLORS, SCHED_LABELS, strict=True):
             p.line("x", c, source=src["sched"], color=color, width=1.5, legend_label=label)
         p.add_tools(
@@ -257,7 +260,7 @@ def build(data: TimelineData, title: str, *, live: bool = False) -> TimelineFigu
                 renderers=p.renderers[:1],
             )
         )
-        _legend(p, 2)
+        _legend(p, 4)
         p.yaxis.axis_label = "threads / queued"
         figs.append(p)
         titles["sched"] = p.title
@@ -267,7 +270,7 @@ def build(data: TimelineData, title: str, *, live: bool = False) -> TimelineFigu
         p = _figure(
             panel_title("rate", data),
             x_range,
-            210,
+            250,
             y_range=DataRange1d(start=0),
         )
         rs = p.vbar_stack(
@@ -286,7 +289,7 @@ def build(data: TimelineData, title: str, *, live: bool = False) -> TimelineFigu
         titles["rate"] = p.title
 
     if "alive" in want:
-        p = _figure(panel_title("alive", data), x_range, 210, y_range=DataRange1d(start=0))
+        p = _figure(panel_title("alive", data), x_range, 250, y_range=DataRange1d(start=0))
         colors = [*COLORS[: n_slots - 1], OTHER_COLOR]
         areas = p.varea_stack(
             [f"a{i}" for i in range(n_slots)], x="x", source=src["alive"], color=colors, alpha=0.7
@@ -441,8 +444,7 @@ def _slot_legend(
         p.add_tools(h)
     from bokeh.models import Legend
 
-    legend = Legend(items=items, **LEGEND, ncols=2)
-    p.add_layout(legend)
+    p.add_layout(Legend(items=items, **LEGEND, ncols=3), "above")
     return items, hovers
 
 

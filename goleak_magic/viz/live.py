@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from bokeh.core.properties import value
 from jupyter_bokeh import BokehModel
 
 from . import model
@@ -92,7 +93,7 @@ def apply(fig: TimelineFigure, data: TimelineData, title: str) -> dict[str, str]
         prefix = "r" if panel == "rate" else "a"
         for i, (item, label) in enumerate(zip(items, data.groups, strict=True)):
             if getattr(item.label, "value", item.label) != short_site(label):
-                item.label = short_site(label)
+                item.label = value(short_site(label))  # a bare string would name a column
                 item.visible = bool(label)
                 fig.slot_hovers[panel][i].tooltips = slot_tooltips(label, f"{prefix}{i}", unit)
     if fig.reasons is not None and list(fig.reasons.factors) != data.reasons[::-1]:
@@ -108,18 +109,18 @@ def apply(fig: TimelineFigure, data: TimelineData, title: str) -> dict[str, str]
     return done
 
 
-class EchoFreeBokehModel(BokehModel):
-    """A ``jupyter_bokeh.BokehModel`` that ignores the page echoing our own streams.
+class OneWayBokehModel(BokehModel):
+    """A ``jupyter_bokeh.BokehModel`` that only sends, kernel to page.
 
-    The page sends every ``stream``/``patch`` it received back to the kernel, and
-    BokehModel applies it again, doubling the kernel's copy of the data (seen with
-    jupyter_bokeh 4.1 in JupyterLab 4). This page never streams by itself, so drop them.
+    The page sends every change it applies back to the kernel, our own ``stream`` and
+    ``patch`` included, and BokehModel applies them again: streams doubled the kernel's
+    copy of the data, and a late echo of an older ``data`` could overwrite a newer one
+    (seen with jupyter_bokeh 4.1 in JupyterLab 4). The kernel needs nothing from the page
+    (selection and the table run in the page), so nothing is taken back.
     """
 
     def _sync_model(self, model: Any, content: dict[str, Any], buffers: list[Any]) -> None:
-        if content.get("kind") in ("ColumnsStreamed", "ColumnsPatched"):
-            return
-        super()._sync_model(model, content, buffers)
+        return
 
 
 @dataclass
@@ -229,7 +230,7 @@ class LiveTimeline:
         self._buttons["snap"].on_click(lambda _b: self._act(c.snapshot, "snapshot taken"))
         bar = w.HBox([*self._buttons.values(), self._status])
         self._refresh_bar()
-        return w.VBox([bar, EchoFreeBokehModel(self.figure.root)])
+        return w.VBox([bar, OneWayBokehModel(self.figure.root)])
 
     def _toggle_trace(self) -> None:
         c = self.controls

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .. import tables
+from .. import analysis, tables
 from ..analysis import growth_episodes
 
 if TYPE_CHECKING:
@@ -36,6 +36,7 @@ NICE_MS = tuple(
 COLORS = ("#D55E00", "#0072B2", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#8C564B", "#F0E442")
 OTHER_COLOR = "#9E9E9E"
 OTHER = "other sites"
+NO_CREATOR = "(no creator: main or runtime)"
 STATES = ("waiting", "runnable", "running", "syscall", "leaked", "other")
 SCHED_LINES = ("threads", "idlethreads", "runqueue", "local_runq")
 _EPOCH = pd.Timestamp(0, tz="UTC")
@@ -129,11 +130,8 @@ def describe_ms(b: float) -> str:
 
 
 def goroutine_sites(g: pd.DataFrame) -> pd.Series:
-    """The creation site of each snapshot row, in the creations table's "func file:line" form."""
-    by = g["created_by"].fillna("")
-    at = g["created_at"].fillna("")
-    site = (by + " " + at).str.strip()
-    return site.mask(site == "", "(no creator: main or runtime)")
+    """The creation site of each snapshot row ("func file:line", as in ``creations``)."""
+    return analysis.goroutine_sites(g).fillna(NO_CREATOR)
 
 
 def short_site(site: str) -> str:
