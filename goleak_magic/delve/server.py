@@ -49,16 +49,18 @@ class HitHandler(Protocol):
 
     bp_ids: set[int]
 
-    def wants(self, n: int) -> bool:
-        """Cheap: after ``n`` more events, should the target go on? (False = last stop)"""
+    def wants(self, threads: list[dict[str, Any]]) -> bool:
+        """Cheap, before ``hits``: may the target run on right away? (False: ``hits``
+        will ask for a halt)"""
 
     def hits(self, threads: list[dict[str, Any]], now_ns: int) -> bool:
-        """Record the stopped threads (raw ``api.Thread`` dicts); False = done. Runs on
-        the connection's reader thread, maybe while the target already runs on: it must
-        not wait for a Delve reply."""
+        """Record the stopped threads (raw ``api.Thread`` dicts); False asks for
+        ``halted``. Runs on the connection's reader thread, maybe while the target
+        already runs on: it must not wait for a Delve reply."""
 
-    def finish(self, client: rpc.Client) -> None:
-        """After ``hits`` said done: clean up with the target halted (runner thread)."""
+    def halted(self, client: rpc.Client) -> bool:
+        """After ``hits`` returned False, on the runner thread with the target halted:
+        True to stay registered (``bp_ids`` may have changed), False when done."""
 
     def ended(self, why: str) -> None:
         """The session ended under the handler (target exited, dlv lost, detached)."""
@@ -95,7 +97,7 @@ class DlvServer:
         self._stopped = threading.Event()  # the chain of continues has ended
         self._stop_state: dict[str, Any] | None = None
         self._stop_error: rpc.DelveError | None = None
-        self._finishing: list[HitHandler] = []
+        self._halt_for: list[HitHandler] = []  # handlers whose hits() asked for a halt
         self._closing = False
         self._done = threading.Event()
 
@@ -207,7 +209,7 @@ class DlvServer:
             self._stop_state = state
             groups = self._group(state)
             if not (state.get("exited") or self._requests or self._closing) and all(
-                h.wants(len(threads)) for h, threads in groups
+                h.wants(threads) for h, threads in groups
             ):
                 self._resume()
                 stop = False
@@ -215,8 +217,8 @@ class DlvServer:
             for handler, threads in groups:
                 if not handler.hits(threads, now):
                     self.remove_handler(handler)
-                    self._finishing.append(handler)
-                    if not stop:  # it changed its mind: halt for its finish()
+                    self._halt_for.append(handler)
+                    if not stop:  # wants() did not see it coming: halt now
                         self._interrupt()
         except rpc.DelveError as e:
             self._stop_error = e
@@ -237,8 +239,17 @@ class DlvServer:
         return list(by_handler.values())
 
     def _serve_requests(self) -> None:
-        while self._finishing:
-            self._finishing.pop().finish(self.client)
+        while self._halt_for:
+            handler = self._halt_for.pop()
+            try:
+                keep = handler.halted(self.client)
+            except (rpc.DelveError, GoleakError) as e:
+                if isinstance(e, rpc.ConnectionClosed):
+                    raise
+                handler.ended(f"Delve refused: {e}")
+                keep = False
+            if keep:
+                self.add_handler(handler)
         while self._requests:
             with self._lock:
                 fn, reply = self._requests.popleft()

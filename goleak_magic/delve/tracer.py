@@ -36,6 +36,10 @@ HOOK_FRAMES = 4  # newproc.func1, systemstack, systemstack_switch, newproc
 MAX_FUNCS = 200  # more tracepoints than this and every call of the program stops
 LIVE_BUDGET_S = 5.0  # the closing goroutine listing (for "alive") gives up after this
 LIVE_PAGE = 2000
+# Delve counts hits per goroutine in each breakpoint and sends the whole map with every
+# stop: with a new creator goroutine per request it grows without end. Past this many
+# entries the tracepoint is set again (while halted, so nothing is missed).
+HITCOUNT_REFRESH = 256
 ARGS_CONFIG = rpc.LoadConfig(max_variable_recurse=1, max_string_len=64, max_array_values=8,
                              max_struct_fields=3)  # fmt: skip
 RUNTIME_PACKAGES = ("runtime", "internal/runtime/")
@@ -125,7 +129,9 @@ class Trace:
         self.reason = ""
         self.warnings: list[str] = list(server.warnings)
         self.functions: list[str] = []
+        self.refreshed = 0  # times the tracepoints were set again (HITCOUNT_REFRESH)
         self.bp_ids: set[int] = set()
+        self._specs: dict[int, dict[str, Any]] = {}
         self.hook = ""  # where the tracepoint sits, for the record
         # every goroutine alive when the tracepoint went in / came out -> its go statement
         # (Delve's goroutine list, independent of the tracepoint), None if unknown
@@ -138,6 +144,7 @@ class Trace:
         self._t1: float | None = None
         self._on_done = on_done
         self._finished = False
+        self._max_reached = False
         self._lock = threading.Lock()
         self._done = threading.Event()
         self._timer: threading.Timer | None = None
@@ -178,13 +185,13 @@ class Trace:
                 f"{CREATOR} entries instead, so new_goid stays empty."
             )
             self.hook = CREATOR
-            bp = client.create_breakpoint(
-                function_name=CREATOR, tracepoint=True, stacktrace=max(self.depth, 1) + 1
+            return self._create(
+                client, function_name=CREATOR, tracepoint=True, stacktrace=max(self.depth, 1) + 1
             )
-            return bp.id
         self.hook = f"{HOOK_FUNC} {call.loc.file}:{call.loc.line}"
         try:
-            bp = client.create_breakpoint(
+            return self._create(
+                client,
                 file=call.loc.file,
                 line=call.loc.line,
                 tracepoint=True,
@@ -198,7 +205,12 @@ class Trace:
                     f"{self.server.label}; stop that trace first."
                 ) from None
             raise
-        return bp.id
+
+    def _create(self, client: rpc.Client, **spec: Any) -> int:
+        """Set one tracepoint, remembering how (to set it again: HITCOUNT_REFRESH)."""
+        bp_id = client.create_breakpoint(**spec).id
+        self._specs[bp_id] = spec
+        return bp_id
 
     def _install_func(self, client: rpc.Client) -> list[int]:
         assert self.func is not None
@@ -222,7 +234,8 @@ class Trace:
         ids, failed = [], []
         for fn in funcs:
             try:
-                bp = client.create_breakpoint(
+                bp_id = self._create(
+                    client,
                     function_name=fn,
                     tracepoint=True,
                     stacktrace=max(self.depth, 1),
@@ -231,7 +244,7 @@ class Trace:
             except rpc.RPCError as e:
                 failed.append(f"{fn}: {e.message}")
                 continue
-            ids.append(bp.id)
+            ids.append(bp_id)
             self.functions.append(fn)
         if not ids:
             raise GoleakError(
@@ -244,8 +257,10 @@ class Trace:
         return ids
 
     # ---- the runner's callbacks ---------------------------------------------------------
-    def wants(self, n: int) -> bool:
-        return self.max_events is None or self.events + n < self.max_events
+    def wants(self, threads: list[dict[str, Any]]) -> bool:
+        if self.max_events is not None and self.events + len(threads) >= self.max_events:
+            return False
+        return not any(_hitcounts(th) >= HITCOUNT_REFRESH for th in threads)
 
     def hits(self, threads: list[dict[str, Any]], now_ns: int) -> bool:
         build = self._creation_row if self.func is None else self._call_row
@@ -256,12 +271,24 @@ class Trace:
             self.sink(rows)
             self.events += len(rows)
         if self.max_events is not None and self.events >= self.max_events and self._claim():
-            return False  # the runner calls finish() with the target halted
-        return True
+            self._max_reached = True
+            return False
+        return self._finished or not any(_hitcounts(th) >= HITCOUNT_REFRESH for th in threads)
 
-    def finish(self, client: rpc.Client) -> None:
-        self._close_while_halted(client, "done", f"{self.events} events")
-        self._release()
+    def halted(self, client: rpc.Client) -> bool:
+        if self._max_reached:
+            self._close_while_halted(client, "done", f"{self.events} events")
+            self._release()
+            return False
+        if self._finished:
+            return False  # stop() is on its way and takes the tracepoints out
+        for old in sorted(self.bp_ids):  # Delve's hit-count map is too big: start afresh
+            spec = self._specs.pop(old)
+            client.clear_breakpoint(old)
+            self.bp_ids.discard(old)
+            self.bp_ids.add(self._create(client, **spec))
+        self.refreshed += 1
+        return True
 
     def ended(self, why: str) -> None:
         if not self._claim():
@@ -433,6 +460,10 @@ def _runqput_call(client: rpc.Client) -> rpc.AsmInstruction | None:
         if ins.dest is not None and ins.dest.function == HOOK_CALL:
             return ins
     return None
+
+
+def _hitcounts(th: dict[str, Any]) -> int:
+    return len((th.get("breakPoint") or {}).get("hitCount") or ())
 
 
 def _frame_func(f: dict[str, Any]) -> str:
