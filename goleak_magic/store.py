@@ -199,6 +199,8 @@ def _json_safe(meta: dict[str, Any]) -> dict[str, Any]:
 
 def manifest(target: Target, frames: dict[str, pd.DataFrame], dropped: dict[str, int]) -> dict:
     binary = target.binary or (target.argv[0] if target.argv else None)
+    # A loaded recording saved again keeps where it came from (its process is long gone).
+    before = target.meta.get("recorded", {})
     return {
         "format": FORMAT,
         "version": VERSION,
@@ -206,8 +208,8 @@ def manifest(target: Target, frames: dict[str, pd.DataFrame], dropped: dict[str,
         "goleak_magic": importlib.metadata.version("goleak_magic"),
         "target": {
             "name": target.name,
-            "state": target.state,
-            "pid": target.pid,
+            "state": before.get("state", target.state),
+            "pid": before.get("pid", target.pid),
             "exit_status": target.exit_status,
             "attached": target.attached,
             "detail": target.detail,
@@ -217,14 +219,14 @@ def manifest(target: Target, frames: dict[str, pd.DataFrame], dropped: dict[str,
             "env": dict(target.env),
             "godebug": target.godebug,
             "go_version": target.meta.get("go_version"),
-            "delve_version": _delve_version(target),
+            "delve_version": before.get("delve_version") or _delve_version(target),
             "binary": str(binary) if binary else None,
-            "binary_sha256": _sha256(binary),
+            "binary_sha256": before.get("binary_sha256") or _sha256(binary),
             "started_at": _iso(target.started_at),
             "ended_at": _iso(target.ended_at),
             "malformed_lines": target.malformed_lines,
         },
-        "meta": _json_safe(target.meta),
+        "meta": _json_safe({k: v for k, v in target.meta.items() if k != "recorded"}),
         "tables": {
             kind: {
                 "file": f"{kind}.parquet",
@@ -258,8 +260,8 @@ def _atomic(path: Path) -> Iterator[IO[bytes]]:
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
+            os.fchmod(f.fileno(), 0o666 & ~_umask())  # mkstemp made it 0600
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -274,9 +276,12 @@ def _atomic(path: Path) -> Iterator[IO[bytes]]:
 
 
 def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    """The process umask, read without setting it (os.umask would race other threads)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    return 0o022
 
 
 def save(target: Target, path: str | Path) -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import zipfile
 from pathlib import Path
 
@@ -51,6 +52,15 @@ def test_real_run_round_trips(sess: Session, tmp_path: Path) -> None:
     assert r.meta["go_version"] == t.meta["go_version"]
     assert "scheddetail=1" in r.godebug
     r.stop()  # a recording has nothing to stop; this must not raise or signal anything
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask  # an ordinary file, not mkstemp's 0600
+
+    # Saved again from the loaded copy (no binary, no process): still says where it came from.
+    again = store.read(other.save(r.name, tmp_path / "again.goleak")).manifest["target"]
+    first = store.read(path).manifest["target"]
+    for key in ("pid", "state", "binary_sha256", "go_version", "godebug", "argv", "started_at"):
+        assert again[key] == first[key], key
     other.close()
 
 
