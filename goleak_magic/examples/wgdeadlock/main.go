@@ -3,7 +3,7 @@
 //
 // -mode waitgroup: each batch does wg.Add(n) and starts n workers; a worker that fails
 // returns early without wg.Done(), so the batch's collector blocks in wg.Wait() for good
-// (wait reason "sync.WaitGroup.Wait" on Go 1.24+, "semacquire" before).
+// (wait reason "sync.WaitGroup.Wait" in recent Go such as 1.26; Go 1.22 said "semacquire").
 //
 // -mode mutex: each batch shares a mutex between its workers; a worker that fails
 // returns while holding it, so every later worker of that batch blocks in mu.Lock()
