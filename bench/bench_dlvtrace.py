@@ -8,10 +8,17 @@ after a start-up delay (so the debugger is attached first, as with ``%golaunch``
              (two stops per creation: entry and return)
   ours       goleak_magic's tracer, stack 8 (one stop per creation, new goroutine id too)
 
-Per creation = (time of the last creation - time of the first) / (N - 1), from each
-tool's own event timestamps, so attaching and start-up are left out alike. Rounds
-interleave the two tracers so load on the machine hits both alike; medians are
-compared. Both must see exactly N creations at spawn's go statement (checked).
+Per creation, three ways:
+  mean        (time of the last creation - time of the first) / (N - 1), from each
+              tool's own event timestamps (attaching and start-up left out alike)
+  median gap  the median time between consecutive creations: what one costs when no
+              other process takes the CPU away (this machine is shared)
+  cpu         (CPU(N) - CPU(0)) / N of everything involved: the program, dlv, and for
+              ours this Python process (reader thread included)
+  switches    the same for context switches (voluntary + involuntary): the count of
+              hand-offs a stop costs, which load on the machine hardly changes
+Rounds interleave the tracers so load on the machine hits both alike; medians over
+rounds are compared. Both must see exactly N creations at spawn's go statement.
 
     python bench/bench_dlvtrace.py [--n 1000] [--rounds 3] [--delay 4]
 """
@@ -22,6 +29,7 @@ import argparse
 import datetime as dt
 import itertools
 import re
+import resource
 import statistics
 import subprocess
 import sys
@@ -50,9 +58,25 @@ def start(binary: Path, n: int, delay: float) -> subprocess.Popen[bytes]:
     )  # fmt: skip
 
 
+def usage() -> tuple[float, int]:
+    """CPU seconds and context switches of this process and every child it has reaped."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (
+        own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime,
+        own.ru_nvcsw + own.ru_nivcsw + kids.ru_nvcsw + kids.ru_nivcsw,
+    )
+
+
+def since(before: tuple[float, int]) -> tuple[float, int]:
+    now = usage()
+    return now[0] - before[0], now[1] - before[1]
+
+
 def per_creation(times_ns: list[int], n: int, who: str, delay: float) -> tuple[float, float]:
-    """(mean, median) seconds between consecutive creations; the median shrugs off the
-    moments another process had the CPU."""
+    """(mean, median) seconds between consecutive creations."""
+    if n == 0:
+        return 0.0, 0.0
     if len(times_ns) != n:
         raise SystemExit(
             f"{who} saw {len(times_ns)} creations at spawn's go statement, expected {n}"
@@ -71,12 +95,18 @@ def native(binary: Path, n: int) -> tuple[float, float]:
     return mean, mean
 
 
-def dlv_trace(binary: Path, n: int, delay: float) -> tuple[float, float]:
+Run = tuple[float, float, tuple[float, int]]
+
+
+def dlv_trace(binary: Path, n: int, delay: float) -> Run:
+    """(mean, median gap, (CPU seconds, switches) of program + dlv trace)."""
+    u0 = usage()
     prog = start(binary, n, delay)
     argv = [find_dlv(), "trace", "-p", str(prog.pid), "--timestamp", "--stack", "8",
             r"runtime\.newproc$"]  # fmt: skip
     out = ANSI.sub("", subprocess.run(argv, capture_output=True, text=True).stderr)
     prog.wait()
+    used = since(u0)
     times = []
     # An entry ("> goroutine(1): runtime.newproc(...)") whose stack holds spawn's go statement.
     for block in re.split(r"\n(?=\d{4}-\d\d-\d\dT)", out):
@@ -84,10 +114,12 @@ def dlv_trace(binary: Path, n: int, delay: float) -> tuple[float, float]:
         if m and f"main.go:{SPAWN_LINE}\n" in block:
             secs = dt.datetime.fromisoformat(m.group(1)).replace(tzinfo=dt.UTC).timestamp()
             times.append(int(secs) * 10**9 + int((m.group(2) or "0").ljust(9, "0")[:9]))
-    return per_creation(times, n, "dlv trace", delay)
+    return (*per_creation(times, n, "dlv trace", delay), used)
 
 
-def ours(binary: Path, n: int, delay: float, workdir: Path) -> tuple[float, float]:
+def ours(binary: Path, n: int, delay: float, workdir: Path) -> Run:
+    """(mean, median gap, (CPU seconds, switches) of program + dlv + this process)."""
+    u0 = usage()
     prog = start(binary, n, delay)
     rows: list[dict] = []
     server = dlv.attach(prog.pid, workdir=workdir).acquire()
@@ -95,8 +127,10 @@ def ours(binary: Path, n: int, delay: float, workdir: Path) -> tuple[float, floa
     if not trace.wait(600) or trace.state != "exited":
         raise SystemExit(f"our trace ended badly: {trace.summary()}")
     prog.wait()
+    used = since(u0)  # dlv was reaped when the trace ended
     site = f"main.main {SPAWN_GO}:{SPAWN_LINE}"
-    return per_creation([r["time"] for r in rows if r["site"] == site], n, "ours", delay)
+    times = [r["time"] for r in rows if r["site"] == site]
+    return (*per_creation(times, n, "ours", delay), used)
 
 
 def main() -> int:
@@ -109,24 +143,34 @@ def main() -> int:
     go = find_go()
     binary = build.build("example:spawn", workdir, go=go).binary
     print(f"spawn -n {a.n}, {a.rounds} rounds; {binary} ({build.go_version(go)})", flush=True)
-    per: dict[str, list[tuple[float, float]]] = {"native": [], "dlv trace": [], "ours": []}
+    per: dict[str, list[tuple[float, float, float, float]]] = {"dlv trace": [], "ours": []}
+    native_s = []
     started = time.monotonic()
     for r in range(a.rounds):
-        per["native"].append(native(binary, a.n))
-        per["dlv trace"].append(dlv_trace(binary, a.n, a.delay))
-        per["ours"].append(ours(binary, a.n, a.delay, workdir))
-        line = ", ".join(f"{k} {v[-1][0] * 1e3:.3f} ms (median gap {v[-1][1] * 1e3:.3f})"
-                         for k, v in per.items())  # fmt: skip
-        print(f"round {r + 1}: {line}", flush=True)
-    mean = {k: statistics.median(x[0] for x in v) for k, v in per.items()}
-    gap = {k: statistics.median(x[1] for x in v) for k, v in per.items()}
-    print("per creation (median over rounds)   mean          median gap")
-    print(f"native       {mean['native'] * 1e6:12.3f} us {gap['native'] * 1e6:12.3f} us")
-    for k in ("dlv trace", "ours"):
-        print(f"{k:12s} {mean[k] * 1e3:12.3f} ms {gap[k] * 1e3:12.3f} ms")
-    print(f"ratio ours / dlv trace: {mean['ours'] / mean['dlv trace']:.2f} (mean), "
-          f"{gap['ours'] / gap['dlv trace']:.2f} (median gap); target <= 0.50; "
-          f"count == {a.n} checked for both; {time.monotonic() - started:.0f}s")  # fmt: skip
+        native_s.append(native(binary, a.n)[0])
+        for name, run in (("dlv trace", dlv_trace), ("ours", ours)):
+            args = (workdir,) if run is ours else ()
+            mean, gap, (cpu, cs) = run(binary, a.n, a.delay, *args)  # type: ignore[operator]
+            _, _, (cpu0, cs0) = run(binary, 0, a.delay, *args)  # type: ignore[operator]
+            per[name].append((mean, gap, (cpu - cpu0) / a.n, (cs - cs0) / a.n))
+        line = ", ".join(
+            f"{k} {m * 1e3:.3f} / {g * 1e3:.3f} / {c * 1e3:.3f} ms / {x:.0f}"
+            for k, v in per.items()
+            for m, g, c, x in v[-1:]
+        )
+        print(f"round {r + 1} (mean / median gap / cpu / switches): {line}", flush=True)
+    med = {k: [statistics.median(x[i] for x in v) for i in range(4)] for k, v in per.items()}
+    print(f"native: {statistics.median(native_s) * 1e6:.3f} us per creation")
+    print("per creation     mean ms   median gap ms   cpu ms   switches")
+    for k, (m, g, c, x) in med.items():
+        print(f"{k:12s} {m * 1e3:10.3f} {g * 1e3:13.3f} {c * 1e3:10.3f} {x:8.0f}")
+    labels = ("mean", "median gap", "cpu", "switches")
+    ratios = "  ".join(
+        f"{lbl} {o / t:.2f}"
+        for lbl, o, t in zip(labels, med["ours"], med["dlv trace"], strict=True)
+    )
+    print(f"ratio ours / dlv trace: {ratios} (target <= 0.50); count == {a.n} checked for "
+          f"both; {time.monotonic() - started:.0f}s")  # fmt: skip
     return 0
 
 
