@@ -95,7 +95,9 @@ def start(
         log = tables.RowLog("calls", settings.max_rows) if func else target.tables["creations"]
         holder: list[Tracing] = []
 
-        def done(_: Trace) -> None:
+        def done(trace: Trace) -> None:
+            if trace.state == "exited" and target.meta.get("kind") == "remote":
+                target.state, target.exit_status = "exited", trace.server.exit_status
             if holder and on_done is not None:
                 on_done(holder[0])
 

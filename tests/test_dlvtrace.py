@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
 import threading
 from pathlib import Path
 
@@ -15,12 +16,12 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 import goleak_magic
-from goleak_magic import build, creations
+from goleak_magic import build, creations, process
 from goleak_magic.build import examples_dir
 from goleak_magic.delve import server as dlv
 from goleak_magic.delve import tracer
 from goleak_magic.delve.tracer import Stacks, Trace
-from goleak_magic.tools import find_go
+from goleak_magic.tools import find_dlv, find_go
 
 from .conftest import pid_alive, wait_for
 from .test_delve_server import tracer_pid
@@ -232,3 +233,24 @@ def test_unload_detaches_before_stopping(ip: InteractiveShell) -> None:
         assert not pid_alive(t.pid)
     finally:
         ip.run_line_magic("load_ext", "goleak_magic")
+
+
+def test_connect_magic_traces_a_remote_program_to_its_exit(
+    ip: InteractiveShell, tmp_path: Path
+) -> None:
+    binary = build.build("example:spawn", tmp_path, go=find_go()).binary
+    remote = process.spawn(
+        [find_dlv(), "exec", str(binary), "--headless", "--api-version=2",
+         "--listen=127.0.0.1:0", "--accept-multiclient", "--", "-n", "30", "-hold", "1ms"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        assert remote.stdout is not None
+        addr = re.search(r"listening at: (\S+)", remote.stdout.readline().decode()).group(1)
+        rows = ip.run_line_magic("dlvtrace", f"--connect {addr} rem --wait")
+        t = goleak_magic.session().targets["rem"]
+        # halted at its first instruction until we connected: every creation is in
+        assert len(at_spawn_site(rows)) == 30
+        assert t.state == "exited" and t.exit_status == 0
+    finally:
+        process.kill(remote)

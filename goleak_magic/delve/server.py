@@ -414,21 +414,24 @@ def _launch(
     except OSError as e:
         raise GoleakError(f"could not start {argv[0]}: {e.strerror}; check the dlv path.") from e
     output: deque[str] = deque(maxlen=OUTPUT_LINES)
-    assert proc.stdout is not None
-    address = _await_listen(proc, output)
-    if address is None:
-        raise _start_error(proc, output, pid)
-    threading.Thread(
-        target=_drain, args=(proc, output), name=f"goleak-dlv-out-{label}", daemon=True
-    ).start()
     try:
-        client = rpc.Client(address, timeout=START_TIMEOUT)
-        server = DlvServer(
-            client, label=label, proc=proc, output=output, kill_on_close=kill_on_close
-        )
-    except rpc.DelveError:
-        # dlv prints the address before it attaches; a failed attach closes the socket.
-        raise _start_error(proc, output, pid) from None
+        address = _await_listen(proc, output)
+        if address is None:
+            raise _start_error(proc, output, pid)
+        threading.Thread(
+            target=_drain, args=(proc, output), name=f"goleak-dlv-out-{label}", daemon=True
+        ).start()
+        try:
+            client = rpc.Client(address, timeout=START_TIMEOUT)
+            server = DlvServer(
+                client, label=label, proc=proc, output=output, kill_on_close=kill_on_close
+            )
+        except rpc.DelveError:
+            # dlv prints the address before it attaches; a failed attach closes the socket.
+            raise _start_error(proc, output, pid) from None
+    except BaseException:  # an interrupt too: no dlv may stay behind holding the program
+        process.kill(proc)
+        raise
     return _checked(server)
 
 
