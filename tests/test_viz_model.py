@@ -141,6 +141,12 @@ def test_snapshot_makes_alive_known_and_names_the_blocked_location(sess: Session
     assert sites["wait_reason"][0] == "chan receive"
     assert data.sources["agg"]["alive"].sum() == len(c) - 10
     assert data.sources["alive"]["a0"].tolist() == [len(c) - 10]
+    # without the trace, the table counts first sightings; the rate panel stays empty
+    rec.creations = tables.empty("creations")
+    data = model.build(rec)
+    assert data.creation_source == "snapshots" and not data.has["rate"]
+    assert data.sources["agg"]["created"].sum() == len(c) - 10
+    assert any("first appear" in n for n in data.notes)
 
 
 def test_many_sites_are_capped_and_grouped() -> None:

@@ -130,8 +130,24 @@ def describe_ms(b: float) -> str:
 
 
 def goroutine_sites(g: pd.DataFrame) -> pd.Series:
-    """The creation site of each snapshot row ("func file:line", as in ``creations``)."""
-    return analysis.goroutine_sites(g).fillna(NO_CREATOR)
+    """The creation site of each snapshot row ("func file:line", as in ``creations``).
+
+    Built once per distinct (created_by, created_at): a snapshot series has millions of
+    rows but few sites.
+    """
+    key = g[["created_by", "created_at"]]
+    group = key.groupby(list(key), dropna=False, sort=False).ngroup().to_numpy()
+    first = pd.Series(np.arange(len(g))).groupby(group).first().sort_index().to_numpy()
+    per_group = analysis.goroutine_sites(g.iloc[first]).fillna(NO_CREATOR).to_numpy(object)
+    return pd.Series(per_group[group], index=g.index, dtype=object)
+
+
+def site_codes(sites: pd.Series, names: np.ndarray) -> np.ndarray:
+    """Each name's row in the site catalogue ``sites``; unknown ones go to its last row."""
+    which, distinct = pd.factorize(names)  # few distinct names: look each up once
+    per_name = pd.Index(sites).get_indexer(distinct)
+    per_name[per_name < 0] = len(sites) - 1
+    return per_name[which].astype(np.int64) if len(which) else np.zeros(0, np.int64)
 
 
 def short_site(site: str) -> str:
@@ -182,8 +198,6 @@ def build(
     else:
         alive_by_site = last_sites.value_counts()
     sites = _site_catalogue(creations, last, last_sites, alive_by_site, rec.suspects, top)
-    code = {s: i for i, s in enumerate(sites["site"])}
-    overflow = len(sites) - 1  # the catch-all row, when the catalogue is capped
     n_slots = top + 1
 
     # ---- creations per (bin, site): the rate panel and the table -----------------------
@@ -203,7 +217,7 @@ def build(
     else:
         created_site, created_bin, is_alive = np.array([], object), np.array([]), np.array([])
         source = ""
-    site_code = np.array([code.get(s, overflow) for s in created_site], dtype=np.int64)
+    site_code = site_codes(sites["site"], created_site)
     agg = (
         pd.DataFrame({"bin": created_bin, "site": site_code, "alive": is_alive.astype(np.int64)})
         .groupby(["bin", "site"], sort=True)["alive"]
@@ -224,8 +238,9 @@ def build(
         "counts": _counts(sched, t_sched, b),
         "snaps": _snaps(g, t_snap),
         "sched": _sched(sched, t_sched, b),
-        "rate": _rate(agg, slot_of_code, b, n_slots),
-        "alive": _alive(g, t_snap, g_sites, code, slot_of_code, overflow, n_slots),
+        # only traced creations are a rate: first sightings in snapshots feed the table only
+        "rate": _rate(agg if source == "trace" else agg.iloc[:0], slot_of_code, b, n_slots),
+        "alive": _alive(g, t_snap, g_sites, sites["site"], slot_of_code, n_slots),
         "spikes": _spikes(sched, g, t_snap),
         "agg": {
             "bin": agg["bin"].to_numpy(float),
@@ -428,12 +443,11 @@ def _alive(
     g: pd.DataFrame,
     x: np.ndarray,
     g_sites: pd.Series,
-    code: dict[str, int],
+    catalogue: pd.Series,
     slot_of_code: np.ndarray,
-    overflow: int,
     n_slots: int,
 ) -> dict[str, Any]:
-    codes = np.array([code.get(s, overflow) for s in g_sites], dtype=np.int64)
+    codes = site_codes(catalogue, g_sites.to_numpy(object))
     slot = slot_of_code[codes] if len(codes) else codes
     wide = (
         pd.DataFrame({"snapshot": g["snapshot"].to_numpy(), "slot": slot, "x": x})
