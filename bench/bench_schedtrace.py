@@ -18,6 +18,7 @@ Usage: python bench/bench_schedtrace.py [--minutes M] [-n N] [--interval MS]
 from __future__ import annotations
 
 import argparse
+import array
 import fcntl
 import itertools
 import os
@@ -90,8 +91,10 @@ class Window:
     reads: int | None = None
     rows: list[dict] = field(default_factory=list)
     lags_s: list[float] = field(default_factory=list)
-    backlogs: list[int] = field(default_factory=list)
-    rss_mb: list[float] = field(default_factory=list)
+    # Samples live in arrays: one long-lived int object per sample, allocated among the
+    # reader's churn, would pin allocator pools and show up as RSS growth of our own.
+    backlogs: array.array = field(default_factory=lambda: array.array("q"))
+    rss_mb: array.array = field(default_factory=lambda: array.array("d"))
 
 
 def measure(target: Target, seconds: float) -> Window:
@@ -103,13 +106,13 @@ def measure(target: Target, seconds: float) -> Window:
     log = target.tables["sched"]
     w = Window()
     first = seen = len(log)
-    arrivals: list[int] = []  # wall ns at which row first + i showed up
+    arrivals = array.array("q")  # wall ns at which row first + i showed up
     t0, cpu0, go0 = time.monotonic(), thread_cpu_s(tid), process_cpu_s(target.pid)
     lines0, bytes0, reads0 = parser.lines_seen, parser.bytes_seen, thread_reads(tid)
     next_rss = t0
     while (now := time.monotonic()) - t0 < seconds:
         if (n := len(log)) > seen:  # the rows themselves are read once, at the end
-            arrivals += [time.time_ns()] * (n - seen)
+            arrivals.extend([time.time_ns()] * (n - seen))
             seen = n
         w.backlogs.append(pipe_backlog(fd))
         if now >= next_rss:
@@ -197,7 +200,7 @@ def main() -> None:
         f"{go_print_s:.2f} s ({w.lines / go_print_s:,.0f} lines/s)"
     )
     print(f"  RATIO our parse CPU / runtime print CPU = {w.reader_cpu_s / go_print_s:.2f}")
-    step = max(1, len(w.rss_mb) // 10)  # one sample a second: show ten points
+    step = max(1, round(len(w.rss_mb) / 10))  # one sample a second: show about ten
     print(
         f"  python RSS over the window (MB, every {step} s): "
         + " ".join(f"{m:.0f}" for m in w.rss_mb[::step])
