@@ -190,6 +190,11 @@ class SchedTraceParser:
     def pending(self) -> bool:
         return self._tick is not None or bool(self._tail)
 
+    @property
+    def in_tick(self) -> bool:
+        """A tick is open: it ends at the next SCHED line (or a flush)."""
+        return self._tick is not None
+
     def _consume(self, text: bytes, end: int, out: Parsed) -> None:
         """Parse the lines of ``text[:end + 1]``: each follows a "\\n"; text[end] is the
         last one's newline."""

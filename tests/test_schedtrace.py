@@ -455,8 +455,9 @@ def test_truncated_last_line_is_handled_at_flush() -> None:
     fed = p.feed(cut)
     whole = read_fixture(data)
     assert len(fed.sched) == len(whole.sched) - 1  # the last tick is still open
-    assert p.pending
+    assert p.pending and p.in_tick
     tail = p.flush()
+    assert not p.in_tick
     assert len(tail.sched) == 1 and tail.malformed == 1
     assert tail.other == [cut[last:].decode()]  # "  G312: stat", passed through
     assert rows(tail) == rows(read_fixture(data[:last]))[-1:]
