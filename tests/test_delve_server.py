@@ -210,7 +210,8 @@ import json, os, sys, tempfile, time, types
 from pathlib import Path
 
 pkg_dir, binary, foreign_pid, dlv_path = sys.argv[1:5]
-# This python may lack pandas: load the pandas-free modules without the package __init__.
+# This python may lack pandas (and orjson: the client falls back to json); load the
+# pandas-free modules without the package __init__.
 pkg = types.ModuleType("goleak_magic")
 pkg.__path__ = [pkg_dir]
 sys.modules["goleak_magic"] = pkg

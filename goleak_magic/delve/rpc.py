@@ -1,7 +1,7 @@
 """A client for Delve's headless JSON-RPC API (``dlv --headless --api-version=2``).
 
-Standalone: the standard library and ``orjson``. The wire is Go's ``net/rpc/jsonrpc``
-over a raw stream (unix socket or TCP): one JSON request per call,
+Standalone: the standard library (and ``orjson`` when installed). The wire is Go's
+``net/rpc/jsonrpc`` over a raw stream (unix socket or TCP): one JSON request per call,
 ``{"method": "RPCServer.State", "params": [{...}], "id": 7}``, and one JSON reply per line,
 ``{"id": 7, "result": {...}, "error": null}``. Replies to asynchronous methods
 (``Command``, ``State``) can arrive out of order, so a reader thread matches them to
@@ -20,6 +20,7 @@ target stopped: while a ``continue`` runs, ``halt`` first (or the call times out
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import threading
@@ -27,7 +28,15 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson  # a stop's state is ~10 KB of JSON: 4-5x faster to parse than json.loads
+try:  # a stop's state is ~10 KB of JSON: orjson parses it 4-5x faster than json
+    from orjson import dumps as _dumps
+    from orjson import loads as _loads
+except ImportError:  # the client also works on a bare Python
+
+    def _dumps(obj: Any) -> bytes:
+        return json.dumps(obj).encode()
+
+    _loads = json.loads
 
 DEFAULT_TIMEOUT = 60.0
 
@@ -534,7 +543,7 @@ class Client:
             self._next_id += 1
             call = Call(full, self._next_id, callback)
             self._pending[call.id] = call
-        data = orjson.dumps({"method": full, "params": [dict(params or {})], "id": call.id})
+        data = _dumps({"method": full, "params": [dict(params or {})], "id": call.id})
         try:
             with self._send_lock:
                 self._sock.sendall(data + b"\n")
@@ -554,7 +563,7 @@ class Client:
             for line in self._rfile:
                 if not line.strip():
                     continue
-                reply = orjson.loads(line)
+                reply = _loads(line)
                 with self._pending_lock:
                     call = self._pending.pop(reply.get("id"), None)
                 if call is None:
@@ -564,7 +573,7 @@ class Client:
                     call._set(None, _error_for(call.method, str(err)))
                 else:
                     call._set(reply.get("result"), None)
-        except (OSError, ValueError) as e:  # orjson.JSONDecodeError is a ValueError
+        except (OSError, ValueError) as e:  # both JSONDecodeErrors are ValueErrors
             why = f"connection to Delve failed: {e}"
         self._fail_all(why)
 
