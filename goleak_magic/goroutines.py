@@ -11,10 +11,11 @@ frames ``func(args)`` + ``\\tfile:line +0xoff``; ``...N frames elided...``;
 ``[originating from goroutine N]:`` blocks of ``GODEBUG=tracebackancestors`` (kept in
 ``stack``; the ancestors' ids are dropped so that identical histories intern as one).
 
-Speed: one regex pass strips call arguments (so goroutines with the same stack have the
-same text), one regex ``findall`` cuts the blocks into header / stack / parent id /
-go statement, and ``pandas.factorize`` interns those parts: each distinct header, stack
-and creation site is parsed once, and a goroutine costs a few integer codes.
+Speed: one regex ``split`` with a literal prefix cuts the text at the headers (ids and
+header texts come out of it), ``pandas.factorize`` interns the blocks as they are, and
+only the distinct ones are normalised — call arguments, the creator's goroutine id and
+ancestor ids taken out, in one regex pass over their joined text — and parsed. Per
+goroutine that leaves a few integer codes and no Python-level work.
 
 ``parse_leak_profile`` reads the ``goroutineleak?debug=1`` profile (stacks with counts,
 no goroutine ids).
@@ -43,22 +44,19 @@ STATUS_WORDS = frozenset(
      "preempted", "waiting for cgo callback"]
 )  # fmt: skip
 
-# Call arguments "(0xc000010000, ...)" at the end of a function line, and the ids in
-# ancestor headers: without them, goroutines with the same history have the same text.
+# Call arguments "(0xc000010000, ...)" at the end of a function line, the creator's id
+# and the ids in ancestor headers: without them, goroutines with the same history have
+# the same text.
 _ARGS_RE = re.compile(r"\([^()\n]*\)(?=\n\t)")
+# " in goroutine N" ends a goroutine's own "created by" line (not its ancestors').
+IN_GOROUTINE = " in goroutine "
+_PARENT_ID_RE = re.compile(r" in goroutine \d+$", re.M)
 _ORIGIN_RE = re.compile(r"\[originating from goroutine \d+\]")
 ORIGIN = "[originating from goroutine]"
 _OFFSET_RE = re.compile(r" \+0x[0-9a-f]+$")
-# One goroutine: its id; the rest of its header; its frames, up to and with
-# "created by F"; the creator's goroutine id; the go statement's location line and any
-# ancestor blocks. Possessive repeats and no ^ anchor keep the scan linear and fast.
-_BLOCK_RE = re.compile(
-    r"goroutine (\d+) (.*):\n"
-    r"((?:(?!created by ).+\n)*+(?:created by .+?(?= in goroutine \d+\n|\n))?)"
-    r"(?: in goroutine (\d+))?"
-    r"((?:\n\t.+\n(?:.+\n)*+)?)"
-    r"(?:\n|\Z)"
-)
+# A goroutine's header: "\n\ngoroutine ID REST:\n" (the text gets a leading "\n\n").
+_HEADER_SPLIT_RE = re.compile(r"\n\ngoroutine (\d+) (.*):\n")
+SEP = "\x00"  # joins distinct blocks for one regex pass; never in a dump
 _HEADER_RE = re.compile(
     r"^(?:gp=\S+ m=\S+(?: mp=\S+)? )?\[(.*?)(?: labels:\{(.*)\})?\](?: \{(.*)\})?$"
 )
@@ -197,8 +195,7 @@ class DumpParser:
         self.count = 0  # goroutines read so far (the agent's included)
         self._tail = b""
         self._headers: dict[str, int] = {}
-        self._bodies: dict[str, int] = {}
-        self._sites: dict[str, int] = {}
+        self._bodies: dict[str, int] = {}  # normalised block text -> id
         self._chunks: list[tuple[np.ndarray, ...]] = []
 
     # ---- input ----------------------------------------------------------------------
@@ -222,53 +219,64 @@ class DumpParser:
             if self._tail:
                 text = self._tail.decode("utf-8", "replace")
                 self._tail = b""
-                self._parse(text)
+                self._parse(text, whole=text.endswith("\n"))
             if self.progress is not None:
                 self.progress(self.count, self.bytes_read)
             return self._columns()
 
-    def _parse(self, text: str) -> None:
-        clean = _ARGS_RE.sub("", text)
-        if "[originating from goroutine " in clean:
-            clean = _ORIGIN_RE.sub(ORIGIN, clean)
-        if self.goroot is None:
-            m = _GOROOT_RE.search(clean)
-            self.goroot = m.group(1) + "/src/" if m else None
-        found = _BLOCK_RE.findall(clean)
-        headers_seen = clean.count("\ngoroutine ") + clean.startswith("goroutine ")
-        self.malformed += headers_seen - len(found)
-        if not found:
+    def _parse(self, text: str, whole: bool = True) -> None:
+        """Blocks of ``text``; ``whole=False``: the last one was cut off, drop it."""
+        parts = _HEADER_SPLIT_RE.split("\n\n" + text)
+        if parts[0].strip():  # text before the first header
+            self.malformed += 1
+        goid_s, rests, blocks = parts[1::3], parts[2::3], parts[3::3]
+        if not whole and blocks:
+            goid_s, rests, blocks = goid_s[:-1], rests[:-1], blocks[:-1]
+            self.malformed += 1
+        if not blocks:
             return
-        self.count += len(found)
-        parts = np.array(found, dtype=object)  # n x 5: id, header, body, parent, site
-        # Few distinct parents as a rule: convert each once ("" is no parent: -1).
-        codes, uniq = pd.factorize(parts[:, 3])
-        parents = np.array([int(p) if p else -1 for p in uniq], np.int64)[codes]
+        blocks[-1] = blocks[-1].rstrip("\n")
+        if self.goroot is None:
+            m = _GOROOT_RE.search(text)
+            self.goroot = m.group(1) + "/src/" if m else None
+        self.count += len(blocks)
+        raw, uniques = pd.factorize(np.array(blocks, dtype=object))
+        # Normalise the distinct blocks only, in one pass over their joined text.
+        joined = SEP.join(uniques)
+        parent_of = np.full(len(uniques), -1, np.int64)
+        if IN_GOROUTINE in joined:
+            for i, u in enumerate(uniques):
+                at = u.find(IN_GOROUTINE)
+                if at >= 0:
+                    at += len(IN_GOROUTINE)
+                    end = u.find("\n", at)
+                    digits = u[at : end if end >= 0 else len(u)]
+                    parent_of[i] = int(digits) if digits.isdigit() else -1
+            joined = _PARENT_ID_RE.sub("", joined)
+        joined = _ARGS_RE.sub("", joined)
+        if "[originating from goroutine " in joined:
+            joined = _ORIGIN_RE.sub(ORIGIN, joined)
+        normal = np.array(joined.split(SEP), dtype=object)
         self._chunks.append(
             (
-                np.fromiter(map(int, parts[:, 0]), np.int64, len(parts)),
-                parents,
-                _intern(self._headers, parts[:, 1]),
-                _intern(self._bodies, parts[:, 2]),
-                _intern(self._sites, parts[:, 4]),
+                np.fromiter(map(int, goid_s), np.int64, len(goid_s)),
+                parent_of[raw],
+                _intern(self._headers, np.array(rests, dtype=object)),
+                _intern(self._bodies, normal)[raw],
             )
         )
 
     # ---- output ---------------------------------------------------------------------
     def _columns(self) -> dict[str, Any]:
         if self._chunks:
-            goid, parent, h, b, s = (np.concatenate(col) for col in zip(*self._chunks, strict=True))
+            goid, parent, h, codes = (
+                np.concatenate(col) for col in zip(*self._chunks, strict=True)
+            )
         else:
-            goid, parent, h, b, s = (np.zeros(0, np.int64) for _ in range(5))
+            goid, parent, h, codes = (np.zeros(0, np.int64) for _ in range(4))
         self._chunks = []
         headers = [parse_header(text) for text in self._headers]
-        # A goroutine's stack is its body (frames, creator) and its site (go statement,
-        # ancestors): intern the pairs so each distinct one is parsed once.
-        pair = b * max(len(self._sites), 1) + s
-        codes, pairs = pd.factorize(pair)
-        body_text, site_text = list(self._bodies), list(self._sites)
-        n_sites = max(len(self._sites), 1)
-        stacks = [self._stack(body_text[p // n_sites], site_text[p % n_sites]) for p in pairs]
+        stacks = [self._stack(text) for text in self._bodies]
 
         ok = np.array([x is not None for x in headers], bool)[h]
         self.malformed += int((~ok).sum())
@@ -311,18 +319,16 @@ class DumpParser:
             mask |= started
         return mask
 
-    def _stack(self, body: str, site: str) -> Stack:
-        lines = body.split("\n")
-        creator = None
-        if lines and lines[-1].startswith(CREATED_BY):
-            creator = lines.pop()[len(CREATED_BY) :]
-        elif lines and not lines[-1]:
-            lines.pop()
-        pairs = _frame_pairs(lines)
+    def _stack(self, block: str) -> Stack:
+        """A normalised block: frames, "created by F", its location, ancestor blocks."""
+        lines = block.split("\n")
+        at = next((i for i, ln in enumerate(lines) if ln.startswith(CREATED_BY)), len(lines))
+        creator = lines[at][len(CREATED_BY) :] if at < len(lines) else None
+        loc_line = lines[at + 1] if at + 1 < len(lines) else ""
+        created_at = _OFFSET_RE.sub("", loc_line[1:]) if loc_line.startswith("\t") else None
+        pairs = _frame_pairs(lines[:at])
+        ancestors = _frame_pairs(lines[at + 2 :])
         real = [(f, loc) for f, loc in pairs if loc is not None]
-        site_lines = site.split("\n")[1:-1]  # "\n\tfile:line\n[ancestors...]\n"
-        created_at = _OFFSET_RE.sub("", site_lines[0][1:]) if site_lines else None
-        ancestors = _frame_pairs(site_lines[1:])
         user = next((fr for fr in real if not self._in_goroot(fr[1])), None)
         frames = tuple(f if loc is None else frame_text(f, loc) for f, loc in pairs + ancestors)
         return Stack(
