@@ -11,6 +11,8 @@ leaked), measures:
   parse   ``goroutines.parse_dump`` on the agent's N-goroutine dump, against the anchor
           of a plain Python loop over the same text's lines that only picks out each
           goroutine's id, header and creator (best of 7 each)
+  worst   the same on a leakyservice dump where every goroutine has its own parent and
+          arguments (``--leaky K`` goroutines, or what 60 s give)
   big     (``--big M``) one agent snapshot of M goroutines: time, progress calls, and how
           much this process's peak RSS grew (the dump itself is never held whole)
 
@@ -31,6 +33,8 @@ import sys
 import time
 from collections.abc import Callable
 
+import pandas as pd
+
 from goleak_magic import goroutines as gparse
 from goleak_magic.agent import AgentClient
 from goleak_magic.delve import server as dlv
@@ -46,6 +50,11 @@ def spawned(sess: Session, n: int, name: str) -> Target:
             sys.exit(f"spawn -n {n} did not start: {t.logs(5)}")
         time.sleep(0.1)
     return t
+
+
+def leaky_count(t: Target) -> int:
+    lines = [ln for ln in t.log_lines(5, "stdout") if ln.startswith("goroutines=")]
+    return int(lines[-1].removeprefix("goroutines=")) if lines else 0
 
 
 def naive_parse(text: str) -> int:
@@ -78,6 +87,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100_000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--big", type=int, default=0, help="also snapshot this many (0: skip)")
+    ap.add_argument("--leaky", type=int, default=20_000, help="goroutines in the worst case")
     a = ap.parse_args()
     sess = Session()
     sess.settings.max_rows = 4 * a.n
@@ -126,6 +136,24 @@ def main() -> None:
         print(f"  anchor (per-line Python loop, ids/headers/creators only) {anchor:.3f} s")
         print(f"  parse_dump / anchor = {ours / anchor:.2f}x the time")
         sess.stop(t.name)
+
+        # The parser's worst case: every goroutine has its own parent and arguments, so
+        # nearly every block is distinct before normalisation (one leak per request).
+        leaky = sess.launch("example:leakyservice", name="leaky",
+                            args=["-rate", "3000", "-slow", "1"])  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and leaky_count(leaky) < a.leaky:
+            time.sleep(0.2)
+        data = AgentClient(leaky.meta["agent_socket"]).open("/goleak/dump", 300).read()
+        sess.stop(leaky.name)
+        cols, _ = gparse.parse_dump(data)
+        parents = pd.Series(cols["parent_goid"]).nunique()
+        ours = best_of(lambda: gparse.parse_dump(data))
+        anchor = best_of(lambda: naive_parse(data.decode()))
+        n = len(cols["goid"])
+        print(f"parse of leakyservice's dump, {n:,} goroutines, {parents:,} distinct parents:")
+        print(f"  parse_dump {ours:.3f} s = {n / ours:,.0f} goroutines/s; anchor {anchor:.3f} s; "
+              f"parse_dump / anchor = {ours / anchor:.2f}x the time")  # fmt: skip
 
         if a.big:
             big = spawned(sess, a.big, "big")
