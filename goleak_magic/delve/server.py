@@ -417,10 +417,11 @@ def _launch(
     try:
         address = _await_listen(proc, output)
         if address is None:
-            raise _start_error(proc, output, pid)
-        threading.Thread(
+            raise _start_error(proc, output, pid, None)
+        drainer = threading.Thread(
             target=_drain, args=(proc, output), name=f"goleak-dlv-out-{label}", daemon=True
-        ).start()
+        )
+        drainer.start()
         try:
             client = rpc.Client(address, timeout=START_TIMEOUT)
             server = DlvServer(
@@ -428,7 +429,7 @@ def _launch(
             )
         except rpc.DelveError:
             # dlv prints the address before it attaches; a failed attach closes the socket.
-            raise _start_error(proc, output, pid) from None
+            raise _start_error(proc, output, pid, drainer) from None
     except BaseException:  # an interrupt too: no dlv may stay behind holding the program
         process.kill(proc)
         raise
@@ -451,14 +452,16 @@ def _await_listen(proc: subprocess.Popen[bytes], output: deque[str]) -> str | No
             return None
         buf += chunk
         *lines, buf = buf.split(b"\n")
-        for raw in lines:
+        address = None
+        for raw in lines:  # keep every line: a failed attach follows right after
             line = raw.decode("utf-8", "replace").rstrip()
             output.append(line)
             m = LISTEN_RE.search(line)
-            if m:
-                if buf:
-                    output.append(buf.decode("utf-8", "replace"))
-                return m.group(1)
+            address = address or (m.group(1) if m else None)
+        if address is not None:
+            if buf:
+                output.append(buf.decode("utf-8", "replace"))
+            return address
     process.kill(proc)
     output.append(f"(no 'API server listening' line within {START_TIMEOUT:.0f}s)")
     return None
@@ -470,12 +473,20 @@ def _drain(proc: subprocess.Popen[bytes], output: deque[str]) -> None:
         output.append(raw.decode("utf-8", "replace").rstrip())
 
 
-def _start_error(proc: subprocess.Popen[bytes], output: deque[str], pid: int | None) -> GoleakError:
+def _start_error(
+    proc: subprocess.Popen[bytes],
+    output: deque[str],
+    pid: int | None,
+    drainer: threading.Thread | None,
+) -> GoleakError:
     try:
         proc.wait(5)
     except subprocess.TimeoutExpired:
         process.kill(proc)
-    _drain(proc, output)
+    if drainer is None:
+        _drain(proc, output)
+    else:
+        drainer.join(5)  # it reads dlv's last words: let it finish
     text = " | ".join(ln for ln in output if ln and not LISTEN_RE.search(ln)) or "no output"
     return GoleakError(attach_advice(pid, text) if pid is not None else _exec_advice(text))
 
