@@ -20,6 +20,8 @@ import pytest
 import goleak_magic
 from goleak_magic import GoleakError, build, process
 from goleak_magic.delve import rpc
+from goleak_magic.delve import server as dlv
+from goleak_magic.delve.tracer import Stacks, Trace
 from goleak_magic.session import Session
 from goleak_magic.tools import find_dlv, find_go
 
@@ -297,3 +299,24 @@ def test_attach_as_a_non_root_user(sess: Session, nonroot_user: pwd.struct_passw
         )
     finally:
         shutil.rmtree(share, ignore_errors=True)
+
+
+def test_oldest_supported_go_is_traced_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("GOTOOLCHAIN", "go1.22.12")  # older than this Delve supports
+    binary = build.build("example:spawn", tmp_path, go=find_go()).binary
+    server = dlv.exec_binary(binary, ["-n", "10"], workdir=tmp_path).acquire()
+    assert server.warnings == [
+        "dlv 1.27.2 supports Go 1.25 to 1.27 and this program was built with go1.22.12; "
+        "tracing goes on, but rebuild with a newer Go if stacks look wrong."
+    ]
+    rows: list[dict] = []
+    trace = Trace(server, rows.extend, stacks=Stacks()).start()
+    try:
+        wait_for(lambda: spawn_site_rows(rows) >= 10, what="10 creations")
+    finally:
+        trace.stop()
+    assert trace.warnings == server.warnings
+    made = [r for r in rows if r["site_func"] == "main.main"]
+    assert len(made) == 10 and all(r["new_goid"] is not None for r in made)
