@@ -26,6 +26,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import gc
+import itertools
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -62,7 +63,13 @@ _HEADER_RE = re.compile(
 )
 _LABEL_RE = re.compile(r'("(?:[^"\\]|\\.)*"|[^:,"\s]*): ("(?:[^"\\]|\\.)*"|[^,"]*)(?:, |$)')
 _MINUTES_RE = re.compile(r", (\d+) minutes?")
-_GOROOT_RE = re.compile(r"^\t(.*)/src/runtime/\S*\.go:\d+(?: \+0x[0-9a-f]+)?$", re.M)
+# First path elements of standard-library packages: a frame of one of them, at
+# ".../src/<its package>/file.go", tells where GOROOT is.
+STD_ROOTS = frozenset(
+    ["runtime", "internal", "sync", "time", "net", "os", "syscall", "io", "reflect", "fmt",
+     "context", "bufio", "bytes", "strings", "strconv", "errors", "log", "crypto", "encoding",
+     "math", "sort", "unicode", "vendor"]
+)  # fmt: skip
 CREATED_BY = "created by "
 
 
@@ -145,6 +152,30 @@ def _frame_pairs(lines: list[str]) -> list[tuple[str, str | None]]:
             out.append((lines[i], None))
             i += 1
     return out
+
+
+def goroot_of(func: str | None, loc: str | None) -> str | None:
+    """GOROOT's "…/src/" from one standard-library frame (None if it is not one)."""
+    if not func or not loc:
+        return None
+    pkg = func.split("/")
+    pkg[-1] = pkg[-1].split(".", 1)[0]
+    if pkg[0] not in STD_ROOTS:
+        return None
+    marker = "/src/" + "/".join(pkg) + "/"
+    at = loc.find(marker)
+    return loc[: at + len("/src/")] if at >= 0 else None
+
+
+def _goroot_in_block(block: str) -> str | None:
+    lines = block.split("\n")
+    for func, loc in itertools.pairwise(lines):
+        if loc.startswith("\t"):
+            func = func.removeprefix(CREATED_BY).split(" in goroutine ")[0]
+            found = goroot_of(func, loc[1:])
+            if found:
+                return found
+    return None
 
 
 def _is_agent_file(loc: str | None) -> bool:
@@ -236,9 +267,6 @@ class DumpParser:
         if not blocks:
             return
         blocks[-1] = blocks[-1].rstrip("\n")
-        if self.goroot is None:
-            m = _GOROOT_RE.search(text)
-            self.goroot = m.group(1) + "/src/" if m else None
         self.count += len(blocks)
         raw, uniques = pd.factorize(np.array(blocks, dtype=object))
         # Normalise the distinct blocks only, in one pass over their joined text.
@@ -276,6 +304,8 @@ class DumpParser:
             goid, parent, h, codes = (np.zeros(0, np.int64) for _ in range(4))
         self._chunks = []
         headers = [parse_header(text) for text in self._headers]
+        if self.goroot is None:
+            self.goroot = next(filter(None, map(_goroot_in_block, self._bodies)), None)
         stacks = [self._stack(text) for text in self._bodies]
 
         ok = np.array([x is not None for x in headers], bool)[h]
@@ -342,9 +372,8 @@ class DumpParser:
         )
 
     def _in_goroot(self, loc: str) -> bool:
-        if self.goroot is not None:
-            return loc.startswith(self.goroot)
-        return "/src/runtime/" in loc  # no runtime frame seen: a safe approximation
+        # No standard-library frame anywhere: nothing to tell, so all is the program's.
+        return self.goroot is not None and loc.startswith(self.goroot)
 
 
 _NO_HEADER = Header("unknown", None, None, False, False, None, False)  # dropped rows only
@@ -437,8 +466,8 @@ def from_delve(
         and DELVE_STATUS.get(g.status & ~G_SCAN) != "dead"
     ]
     goroot = next(
-        (g.current_loc.file.split("/src/runtime/")[0] + "/src/" for g in gs
-         if "/src/runtime/" in g.current_loc.file),
+        filter(None, (goroot_of(x.function, x.file) for g in gs
+                      for x in (g.current_loc, g.go_statement_loc))),
         None,
     )  # fmt: skip
     status = [DELVE_STATUS.get(g.status & ~G_SCAN, f"status {g.status}") for g in rows]
