@@ -96,7 +96,7 @@ class DlvServer:
         self._running: rpc.Call | None = None  # the outstanding continue
         self._stopped = threading.Event()  # the chain of continues has ended
         self._stop_state: dict[str, Any] | None = None
-        self._stop_error: rpc.DelveError | None = None
+        self._stop_error: Exception | None = None
         self._halt_for: list[HitHandler] = []  # handlers whose hits() asked for a halt
         self._closing = False
         self._done = threading.Event()
@@ -192,6 +192,8 @@ class DlvServer:
             why = self._lost()
         except rpc.DelveError as e:
             why = f"Delve failed: {e}"
+        except Exception as e:  # a bug: say so rather than hang the trace
+            why = f"internal error: {e!r}"
         finally:
             self._running = None
             self._finish(why)
@@ -205,6 +207,8 @@ class DlvServer:
         work overlaps the target's run to its next stop."""
         stop = True
         try:
+            if self._stop_error is not None:
+                return
             state = call.result(0)["State"]
             self._stop_state = state
             groups = self._group(state)
@@ -220,8 +224,10 @@ class DlvServer:
                     self._halt_for.append(handler)
                     if not stop:  # wants() did not see it coming: halt now
                         self._interrupt()
-        except rpc.DelveError as e:
+        except Exception as e:  # Delve's error, or a handler's bug: end the session, loudly
             self._stop_error = e
+            if not stop:
+                self._interrupt()  # the stop this halt causes ends the chain
         finally:
             if stop:
                 self._running = None
@@ -290,16 +296,14 @@ class DlvServer:
         for h in handlers:
             h.ended(why)
         self._done.set()
-        if not self._closing:  # the target exited or dlv went away
-            self._closing = True
+        if self._claim_shutdown():  # the target exited or dlv went away
             self._shutdown()
 
     # ---- the end ----------------------------------------------------------------------
     def close(self) -> None:
         """Detach (Delve takes its breakpoints out; the target runs on) and end dlv."""
-        if self._closing:
+        if not self._claim_shutdown():
             return
-        self._closing = True
         if self._runner is not None and self._runner is not threading.current_thread():
             deadline = time.monotonic() + DETACH_TIMEOUT
             while not self._done.wait(HALT_RETRY_S) and time.monotonic() < deadline:
@@ -307,6 +311,14 @@ class DlvServer:
         elif self._runner is None:
             self._finish("detached")
         self._shutdown()
+
+    def _claim_shutdown(self) -> bool:
+        """True for the one caller that gets to shut the session down."""
+        with self._lock:
+            if self._closing:
+                return False
+            self._closing = True
+            return True
 
     def _shutdown(self) -> None:
         if not self.client.closed:
