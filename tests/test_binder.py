@@ -11,6 +11,7 @@ that environment's kernel, against the copy's own examples and its own dlv.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -67,6 +68,10 @@ def test_postbuild_on_a_clean_environment_then_notebook_01(tmp_path: Path, artif
     )
     (artifacts / "binder-postBuild.log").write_text(build.stdout + build.stderr)
     assert build.returncode == 0, build.stderr[-4000:]
+
+    config = (home / ".jupyter" / "jupyter_server_config.py").read_text()
+    start = re.search(r'default_url = "/lab/tree/(.+)"', config)
+    assert start and (repo / start.group(1)).is_file(), config  # JupyterLab, on notebook 01
 
     py = str(venv / "bin" / "python")
     where = subprocess.run(
