@@ -9,7 +9,8 @@ what it creates), 100 snapshots of the goroutines still alive, a 500 ms schedtra
 For N in 10k / 100k / 1M: model build, layout build, export (``file_html``, INLINE), the
 HTML size, time to first render in headless Chromium (navigation until the bokeh document
 is idle: every panel drawn) and the time per pan step (move the shared x range, wait for
-the next two frames). Anchors from the same run: the same five panels with no data
+the next two frames; then again with every glyph hidden, which isolates what a frame
+costs whatever the data). Anchors from the same run: the same five panels with no data
 (bokeh's own fixed cost: its inlined JS, drawing and panning empty panels) and the size
 of the raw events as JSON (what shipping every point would weigh). Targets: 1M events ->
 HTML <= 20 MB, first render <= 3 s.
@@ -25,6 +26,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -130,16 +132,26 @@ PAN_JS = """async () => {
 }"""
 
 
-def render(page: object, html: Path) -> dict[str, float]:
+HIDE_GLYPHS_JS = """() => {
+  for (const v of Bokeh.index.roots[0].owner.query((v) => v.model.type === "GlyphRenderer"))
+    v.model.visible = false
+}"""
+
+
+def render(page: Any, html: Path) -> dict[str, float]:
+    """First render; a pan step with everything drawn, then with no glyph drawn (what the
+    page costs per frame whatever the data: axes, labels, layout)."""
     t0 = time.perf_counter()
-    page.goto(html.resolve().as_uri())  # type: ignore[attr-defined]
-    page.wait_for_function(  # type: ignore[attr-defined]
+    page.goto(html.resolve().as_uri())
+    page.wait_for_function(
         "() => window.Bokeh && Bokeh.documents.length > 0 && Bokeh.documents[0].is_idle",
         timeout=60_000,
         polling=10,
     )
     first = time.perf_counter() - t0
-    return {"first_render_s": first, "pan_step_ms": page.evaluate(PAN_JS)}  # type: ignore
+    pan = page.evaluate(PAN_JS)
+    page.evaluate(HIDE_GLYPHS_JS)
+    return {"first_render_s": first, "pan_step_ms": pan, "pan_no_glyphs_ms": page.evaluate(PAN_JS)}
 
 
 def main() -> None:
@@ -169,17 +181,18 @@ def main() -> None:
     print(f"\nanchor (no data): {anchor}")
     head = (
         "| events | model + layout s | export s | HTML MB (x empty) | raw events JSON MB | "
-        "first render s (x empty) | pan step ms (x empty) |"
+        "first render s (x empty) | pan step ms (x empty) | pan step, no glyphs drawn, ms |"
     )
     print(head)
-    print("|" + "---|" * 7)
+    print("|" + "---|" * 8)
     for n, r in rows.items():
         print(
             f"| {n:,} | {r['model_s']:.2f} + {r['layout_s']:.2f} | {r['export_s']:.2f} | "
             f"{r['html_mb']:.2f} ({r['html_mb'] / anchor['html_mb']:.2f}x) | "
             f"{r['raw_json_mb']:.1f} | {r['first_render_s']:.2f} "
             f"({r['first_render_s'] / anchor['first_render_s']:.2f}x) | "
-            f"{r['pan_step_ms']:.1f} ({r['pan_step_ms'] / anchor['pan_step_ms']:.2f}x) |"
+            f"{r['pan_step_ms']:.1f} ({r['pan_step_ms'] / anchor['pan_step_ms']:.2f}x) | "
+            f"{r['pan_no_glyphs_ms']:.1f} |"
         )
     big = rows[max(rows)]
     print(

@@ -25,11 +25,13 @@ CELLS = [
     "%load_ext goleak_magic\n"
     "t = %golaunch example:leakyservice --detail --schedtrace 200 -- -rate 50",
     "%goleak timeline leakyservice --live",
+    "%goleak timeline leakyservice --html leak.html",  # the plain show() figure, and a file
 ]
-JS_LENGTHS = """(name) => {
-  for (const d of (window.Bokeh ? Bokeh.documents : []))
-    for (const m of d.all_models)
-      if (m.name === name) return Object.values(m.data).map((c) => c.length)
+LIVE, STATIC = 0, 1  # the page's bokeh documents, in cell order
+JS_LENGTHS = """([name, doc]) => {
+  const d = (window.Bokeh ? Bokeh.documents : [])[doc]
+  for (const m of (d ? d.all_models : []))
+    if (m.name === name) return Object.values(m.data).map((c) => c.length)
   return null
 }"""
 
@@ -105,24 +107,28 @@ def test_live_timeline_renders_and_grows_in_jupyterlab(
         page.locator(".jp-OutputArea-output .bk-Canvas").first.wait_for(
             state="attached", timeout=90_000
         )
-        n0 = wait_for(lambda: (page.evaluate(JS_LENGTHS, "counts") or [0])[0], 30, "points")
+        n0 = wait_for(lambda: (page.evaluate(JS_LENGTHS, ["counts", LIVE]) or [0])[0], 30, "points")
         wait_for(
-            lambda: page.evaluate(JS_LENGTHS, "counts")[0] >= n0 + 10,
+            lambda: page.evaluate(JS_LENGTHS, ["counts", LIVE])[0] >= n0 + 10,
             timeout=30,
             what="the figure's goroutine line to grow in the page",
         )
+        wait_for(lambda: (root / "leak.html").is_file(), 30, "the exported file")
+        assert (page.evaluate(JS_LENGTHS, ["counts", STATIC]) or [0])[0] >= 1  # plain figure
         for name in ("counts", "sched", "heat", "spikes"):
-            assert len(set(page.evaluate(JS_LENGTHS, name))) == 1, name  # columns agree
+            assert len(set(page.evaluate(JS_LENGTHS, [name, LIVE]))) == 1, name  # columns agree
         status = page.get_by_text(re.compile(r"leakyservice running · \d+ sched ticks"))
         assert status.count() == 1
-        notes = page.get_by_text(re.compile(r"goroutines of leakyservice \(pid \d+, running\)"))
+        notes = page.get_by_text(
+            re.compile(r"goroutines of leakyservice \(pid \d+, running\)")
+        ).first
         pid = int(re.search(r"pid (\d+)", notes.inner_text()).group(1))
         # the control bar: a snapshot fills "alive per site", a trace "creations per site"
         page.get_by_role("button", name="Take snapshot").click()
-        wait_for(lambda: page.evaluate(JS_LENGTHS, "snaps")[0] >= 1, 30, "the snapshot")
+        wait_for(lambda: page.evaluate(JS_LENGTHS, ["snaps", LIVE])[0] >= 1, 30, "the snapshot")
         page.get_by_role("button", name="Start trace").click()
         page.get_by_role("button", name="Stop trace").wait_for(timeout=30_000)
-        wait_for(lambda: page.evaluate(JS_LENGTHS, "rate")[0] >= 3, 30, "traced creations")
+        wait_for(lambda: page.evaluate(JS_LENGTHS, ["rate", LIVE])[0] >= 3, 30, "traced creations")
         page.get_by_role("button", name="Stop trace").click()
         page.get_by_role("button", name="Start trace").wait_for(timeout=30_000)
         page.mouse.move(800, 700)
@@ -136,7 +142,9 @@ def test_live_timeline_renders_and_grows_in_jupyterlab(
         assert not pid_alive(pid)
         ticks = int(re.search(r"([\d,]+) sched ticks", done.inner_text()).group(1).replace(",", ""))
         # every tick recorded is a point of the line, once (no lost or doubled stream)
-        wait_for(lambda: page.evaluate(JS_LENGTHS, "counts")[0] == ticks, 10, "the last ticks")
+        wait_for(
+            lambda: page.evaluate(JS_LENGTHS, ["counts", LIVE])[0] == ticks, 10, "the last ticks"
+        )
         page.screenshot(path=artifacts / "jupyterlab_live_stopped.png")
         assert [e for e in errors if "bokeh" in e.lower() or "view" in e.lower()] == []
         assert [w for w in warnings if "inconsistent lengths" in w] == []

@@ -268,6 +268,8 @@ def test_goleak_timeline_magic(ip: InteractiveShell, tmp_path: Path) -> None:
     out = tmp_path / "my leak.html"
     tl = ip.run_line_magic("goleak", f"timeline tl --html '{out}'")
     assert isinstance(tl, StaticTimeline) and tl.html == out and out.stat().st_size > 100_000
+    assert tl.root.document is None  # free again after the export: show() can adopt it
+    assert repr(tl) == f"<StaticTimeline: counts, sched, heat, written to {out}>"
     assert isinstance(ip.run_line_magic("goleak", "timeline tl --live"), LiveTimeline)
     with pytest.raises(UsageError, match="no target named 'nope'"):
         ip.run_line_magic("goleak", "timeline nope")

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 __all__ = ["Controls", "LiveTimeline", "StaticTimeline", "timeline"]
 
 
-@dataclass
+@dataclass(repr=False)
 class StaticTimeline:
     """A timeline drawn once; displays with bokeh's ``show`` in a notebook."""
 
@@ -31,6 +31,10 @@ class StaticTimeline:
     @property
     def root(self) -> Any:
         return self.figure.root
+
+    def __repr__(self) -> str:
+        where = f", written to {self.html}" if self.html else ""
+        return f"<StaticTimeline: {', '.join(self.figure.panels)}{where}>"
 
     def _ipython_display_(self) -> None:
         from bokeh.io import show

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -137,6 +138,9 @@ class Controls:
 class LiveTimeline:
     """The live figure and its control bar; display it in a notebook cell."""
 
+    def __repr__(self) -> str:
+        return f"<LiveTimeline of {self.target.name}: {self.status_text()}>"
+
     def __init__(self, target: Target, controls: Controls | None = None) -> None:
         from .layout import build
 
@@ -248,24 +252,31 @@ class LiveTimeline:
             self.error = f"{what} failed: {e}"
         self._refresh_bar()
 
-    def status(self) -> str:
+    def _status_parts(self) -> list[str]:
         t = self.target
         n = {k: len(v) for k, v in t.tables.items()}
         if not t.alive:
             every = "done: the target has ended"
         else:
             every = f"every {self.interval:.1f} s" if self.running else "paused"
-        parts = [
-            f"<b>{t.name}</b> {t.state}",
+        return [
             f"{n['sched']:,} sched ticks",
             f"{n['creations']:,} creations",
             f"{self.data.sources['snaps']['x'].size:,} snapshots",
             f"update {self.updates} ({every})",
         ]
-        line = " · ".join(parts)
-        if self.error:
-            import html
 
+    def status_text(self) -> str:
+        t = self.target
+        error = [self.error] if self.error else []
+        return " · ".join([f"{t.name} {t.state}", *self._status_parts(), *error])
+
+    def status(self) -> str:
+        """The control bar's status line (HTML; every piece of text escaped)."""
+        t = self.target
+        line = f"<b>{html.escape(t.name)}</b> {html.escape(t.state)} · "
+        line += html.escape(" · ".join(self._status_parts()))
+        if self.error:
             line += f" · <span style='color:#C62828'>{html.escape(self.error)}</span>"
         return line
 
