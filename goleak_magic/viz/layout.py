@@ -18,6 +18,7 @@ from bokeh.events import SelectionGeometry
 from bokeh.layouts import column
 from bokeh.models import (
     BoxSelectTool,
+    CategoricalColorMapper,
     ColorBar,
     ColumnDataSource,
     CustomJS,
@@ -27,6 +28,7 @@ from bokeh.models import (
     Div,
     FactorRange,
     HoverTool,
+    Legend,
     LegendItem,
     LogColorMapper,
     NumberFormatter,
@@ -158,206 +160,44 @@ def _legend(p: Any, ncols: int) -> None:
     p.add_layout(legend, "above")
 
 
+@dataclass
+class _Parts:
+    """What the panel builders share, and what they hand back for the live updater."""
+
+    data: TimelineData
+    src: dict[str, ColumnDataSource]
+    x_range: DataRange1d
+    callbacks: dict[str, CustomJS]
+    titles: dict[str, Any] = field(default_factory=dict)
+    items: dict[str, list[LegendItem]] = field(default_factory=dict)
+    hovers: dict[str, list[HoverTool]] = field(default_factory=dict)
+    reasons: FactorRange | None = None
+    mapper: LogColorMapper | None = None
+
+    def figure(self, panel: str, height: int, **kw: Any) -> Any:
+        p = _figure(panel_title(panel, self.data), self.x_range, height, **kw)
+        self.titles[panel] = p.title
+        return p
+
+
+TIME_HOVER = {"@x": "datetime", "@left": "datetime", "@right": "datetime"}
+
+
 def build(data: TimelineData, title: str, *, live: bool = False) -> TimelineFigure:
     """Every panel that has data (all of them when ``live``), then the linked table."""
     src = {k: ColumnDataSource(v, name=k) for k, v in data.sources.items()}
-    has = data.has
-    want = {k for k, v in has.items() if v or live} or {"counts", "sched"}
-    x_range = DataRange1d(range_padding=0.02)
-    figs: list[Any] = []
-    titles: dict[str, Any] = {}
-    items: dict[str, list[LegendItem]] = {}
-    hovers: dict[str, list[HoverTool]] = {}
-    reasons = mapper = None
-    time_hover = {"@x": "datetime", "@left": "datetime", "@right": "datetime"}
+    want = {k for k, v in data.has.items() if v or live} or {"counts", "sched"}
     head = Div(text=TABLE_HINT, render_as_text=True, sizing_mode="stretch_width", name="head")
     table = _table(src["table"])
     callbacks = {m: _window_js(src, head, table, data, m) for m in ("box", "spike", "refresh")}
-
-    if "counts" in want:
-        p = _figure(panel_title("counts", data), x_range, 270, y_range=DataRange1d(start=0))
-        p.varea_stack(
-            list(STATES),
-            x="x",
-            source=src["counts"],
-            color=list(STATE_COLORS),
-            alpha=0.8,
-            legend_label=list(STATES),
-        )
-        total = p.line("x", "total", source=src["counts"], color="black", width=1.5)
-        total.name = "total"
-        snaps = p.scatter(
-            "x", "total", source=src["snaps"], marker="diamond", size=11, color="#333333"
-        )
-        spikes = p.quad(
-            left="left",
-            right="right",
-            top="top",
-            bottom="bottom",
-            source=src["spikes"],
-            fill_alpha=0.06,
-            hatch_pattern="/",
-            hatch_alpha=0.35,
-            hatch_scale=10,
-            line_alpha=0.7,
-            line_dash="dashed",
-            color={"field": "kind", "transform": _kind_colors()},
-            selection_fill_alpha=0.2,
-            nonselection_fill_alpha=0.06,
-            level="underlay",
-        )
-        p.text(  # climbs are few and wide enough to label; spikes show on hover
-            x="mid",
-            y="top",
-            text="tag",
-            source=src["spikes"],
-            text_font_size="11px",
-            text_font_style="bold",
-            text_baseline="bottom",
-            text_align="center",
-            text_color={"field": "kind", "transform": _kind_colors()},
-        )
-        p.add_tools(
-            HoverTool(
-                renderers=[total],
-                tooltips=[("time", f"@x{{{TIME_FMT}}}"), ("goroutines", "@total{0,0}")]
-                + [(s, f"@{s}{{0,0}}") for s in STATES],
-                formatters=time_hover,
-                mode="vline",
-            ),
-            HoverTool(
-                renderers=[snaps],
-                tooltips=[
-                    ("snapshot", "@snapshot"),
-                    ("goroutines", "@total{0,0}"),
-                    ("proven leaked", "@leaked{0,0}"),
-                    ("time", f"@x{{{TIME_FMT}}}"),
-                ],
-                formatters=time_hover,
-            ),
-            HoverTool(
-                renderers=[spikes],
-                tooltips=[("", "@label"), ("rate", "@per_s{0,0.0}/s"), ("", "click: list sites")],
-            ),
-            TapTool(renderers=[spikes]),
-        )
-        _legend(p, 6)
-        p.yaxis.axis_label = "goroutines"
-        figs.append(p)
-        titles["counts"] = p.title
-        src["spikes"].selected.js_on_change("indices", callbacks["spike"])
-
-    if "sched" in want:
-        p = _figure(panel_title("sched", data), x_range, 170)
-        for c, color, label in zip(SCHED_LINES, SCHED_COLORS, SCHED_LABELS, strict=True):
-            p.line("x", c, source=src["sched"], color=color, width=1.5, legend_label=label)
-        p.add_tools(
-            HoverTool(
-                tooltips=[("time", f"@x{{{TIME_FMT}}}")]
-                + [(lab, f"@{c}") for c, lab in zip(SCHED_LINES, SCHED_LABELS, strict=True)],
-                formatters=time_hover,
-                mode="vline",
-                renderers=p.renderers[:1],
-            )
-        )
-        _legend(p, 4)
-        p.yaxis.axis_label = "threads / queued"
-        figs.append(p)
-        titles["sched"] = p.title
-
-    n_slots = len(data.groups)
-    if "rate" in want:
-        p = _figure(
-            panel_title("rate", data),
-            x_range,
-            250,
-            y_range=DataRange1d(start=0),
-        )
-        rs = p.vbar_stack(
-            [f"r{i}" for i in range(n_slots)],
-            x="x",
-            width="w",
-            source=src["rate"],
-            color=[*COLORS[: n_slots - 1], OTHER_COLOR],
-            line_width=0,
-        )
-        items["rate"], hovers["rate"] = _slot_legend(
-            p, [(r,) for r in rs], data.groups, "rate", "r"
-        )
-        p.yaxis.axis_label = "goroutines created / s"
-        figs.append(p)
-        titles["rate"] = p.title
-
-    if "alive" in want:
-        p = _figure(panel_title("alive", data), x_range, 250, y_range=DataRange1d(start=0))
-        colors = [*COLORS[: n_slots - 1], OTHER_COLOR]
-        areas = p.varea_stack(
-            [f"a{i}" for i in range(n_slots)], x="x", source=src["alive"], color=colors, alpha=0.7
-        )
-        tops = [
-            p.scatter("x", f"c{i}", source=src["alive"], color=c, size=7, line_color="white")
-            for i, c in enumerate(colors)
-        ]
-        items["alive"], hovers["alive"] = _slot_legend(
-            p, list(zip(areas, tops, strict=True)), data.groups, "alive", "a"
-        )
-        p.yaxis.axis_label = "goroutines alive"
-        figs.append(p)
-        titles["alive"] = p.title
-
-    if "heat" in want:
-        reasons = FactorRange(factors=list(reversed(data.reasons)))
-        high = max(2.0, float(max(data.sources["heat"]["count"], default=2)))
-        mapper = LogColorMapper(palette=Blues256[::-1][40:], low=1, high=high)
-        p = _figure(
-            panel_title("heat", data),
-            x_range,
-            max(170, 90 + 18 * len(data.reasons)),
-            y_range=reasons,
-        )
-        cells = p.rect(
-            "x",
-            "reason",
-            width="w",
-            height=0.95,
-            source=src["heat"],
-            fill_color={"field": "count", "transform": mapper},
-            line_color=None,
-        )
-        p.add_tools(
-            HoverTool(
-                renderers=[cells],
-                tooltips=[
-                    ("reason", "@reason"),
-                    ("goroutines", "@count{0,0}"),
-                    ("time", f"@x{{{TIME_FMT}}}"),
-                ],
-                formatters=time_hover,
-            )
-        )
-        bar = ColorBar(
-            color_mapper=mapper,
-            orientation="horizontal",
-            height=8,
-            width=240,
-            formatter=PrintfTickFormatter(format="%d"),
-        )
-        p.add_layout(bar, "above")
-        p.ygrid.grid_line_color = None
-        figs.append(p)
-        titles["heat"] = p.title
-
+    parts = _Parts(data, src, DataRange1d(range_padding=0.02), callbacks)
+    builders = {"counts": _counts_panel, "sched": _sched_panel, "rate": _rate_panel,
+                "alive": _alive_panel, "heat": _heat_panel}  # fmt: skip
+    panels = [k for k in builders if k in want]
+    figs = [builders[k](parts) for k in panels]
     for p in figs:
-        p.vstrip(
-            x0="x0",
-            x1="x1",
-            source=src["window"],
-            fill_color="#FFD54F",
-            fill_alpha=0.15,
-            line_color="#C79100",
-            line_alpha=0.9,
-            line_width=2,
-        )
+        p.vstrip(x0="x0", x1="x1", source=src["window"], fill_color="#FFD54F", fill_alpha=0.15,
+                 line_color="#C79100", line_alpha=0.9, line_width=2)  # fmt: skip
         p.js_on_event(SelectionGeometry, callbacks["box"])
     for p in figs[:-1]:
         p.xaxis.visible = False  # one time axis, at the bottom
@@ -375,15 +215,147 @@ def build(data: TimelineData, title: str, *, live: bool = False) -> TimelineFigu
         root=root,
         sources=src,
         notes=notes,
-        titles=titles,
-        legend_items=items,
-        slot_hovers=hovers,
-        reasons=reasons,
-        heat_mapper=mapper,
+        titles=parts.titles,
+        legend_items=parts.items,
+        slot_hovers=parts.hovers,
+        reasons=parts.reasons,
+        heat_mapper=parts.mapper,
         bin_ms=data.bin_ms,
         callbacks=callbacks,
-        panels=[k for k in ("counts", "sched", "rate", "alive", "heat") if k in want],
+        panels=panels,
     )
+
+
+def _counts_panel(parts: _Parts) -> Any:
+    """Goroutines by state, their total, snapshot markers, and the climbs and spikes."""
+    src = parts.src
+    p = parts.figure("counts", 270, y_range=DataRange1d(start=0))
+    p.varea_stack(list(STATES), x="x", source=src["counts"], color=list(STATE_COLORS),
+                  alpha=0.8, legend_label=list(STATES))  # fmt: skip
+    total = p.line("x", "total", source=src["counts"], color="black", width=1.5)
+    snaps = p.scatter("x", "total", source=src["snaps"], marker="diamond", size=11, color="#333")
+    kind_colors = {"field": "kind", "transform": _kind_colors()}
+    spikes = p.quad(
+        left="left", right="right", top="top", bottom="bottom", source=src["spikes"],
+        fill_alpha=0.06, hatch_pattern="/", hatch_alpha=0.35, hatch_scale=10, line_alpha=0.7,
+        line_dash="dashed", color=kind_colors, selection_fill_alpha=0.2,
+        nonselection_fill_alpha=0.06, level="underlay",
+    )  # fmt: skip
+    p.text(  # climbs are few and wide enough to label; spikes show on hover
+        x="mid", y="top", text="tag", source=src["spikes"], text_font_size="11px",
+        text_font_style="bold", text_baseline="bottom", text_align="center",
+        text_color=kind_colors,
+    )  # fmt: skip
+    p.add_tools(
+        HoverTool(
+            renderers=[total],
+            tooltips=[("time", f"@x{{{TIME_FMT}}}"), ("goroutines", "@total{0,0}")]
+            + [(s, f"@{s}{{0,0}}") for s in STATES],
+            formatters=TIME_HOVER,
+            mode="vline",
+        ),
+        HoverTool(
+            renderers=[snaps],
+            tooltips=[
+                ("snapshot", "@snapshot"),
+                ("goroutines", "@total{0,0}"),
+                ("proven leaked", "@leaked{0,0}"),
+                ("time", f"@x{{{TIME_FMT}}}"),
+            ],
+            formatters=TIME_HOVER,
+        ),
+        HoverTool(
+            renderers=[spikes],
+            tooltips=[("", "@label"), ("rate", "@per_s{0,0.0}/s"), ("", "click: list sites")],
+        ),
+        TapTool(renderers=[spikes]),
+    )
+    _legend(p, 6)
+    p.yaxis.axis_label = "goroutines"
+    src["spikes"].selected.js_on_change("indices", parts.callbacks["spike"])
+    return p
+
+
+def _sched_panel(parts: _Parts) -> Any:
+    """Threads and run queues."""
+    p = parts.figure("sched", 170)
+    for c, color, label in zip(SCHED_LINES, SCHED_COLORS, SCHED_LABELS, strict=True):
+        p.line("x", c, source=parts.src["sched"], color=color, width=1.5, legend_label=label)
+    p.add_tools(
+        HoverTool(
+            tooltips=[("time", f"@x{{{TIME_FMT}}}")]
+            + [(lab, f"@{c}") for c, lab in zip(SCHED_LINES, SCHED_LABELS, strict=True)],
+            formatters=TIME_HOVER,
+            mode="vline",
+            renderers=p.renderers[:1],
+        )
+    )
+    _legend(p, 4)
+    p.yaxis.axis_label = "threads / queued"
+    return p
+
+
+def _slot_colors(parts: _Parts) -> list[str]:
+    return [*COLORS[: len(parts.data.groups) - 1], OTHER_COLOR]
+
+
+def _rate_panel(parts: _Parts) -> Any:
+    """Creations per second per site, stacked, top sites coloured."""
+    p = parts.figure("rate", 250, y_range=DataRange1d(start=0))
+    rs = p.vbar_stack(
+        [f"r{i}" for i in range(len(parts.data.groups))], x="x", width="w",
+        source=parts.src["rate"], color=_slot_colors(parts), line_width=0,
+    )  # fmt: skip
+    _slot_legend(parts, p, "rate", [(r,) for r in rs])
+    p.yaxis.axis_label = "goroutines created / s"
+    return p
+
+
+def _alive_panel(parts: _Parts) -> Any:
+    """Goroutines alive per site at each snapshot, stacked; a marker on each band's top."""
+    p = parts.figure("alive", 250, y_range=DataRange1d(start=0))
+    colors = _slot_colors(parts)
+    source = parts.src["alive"]
+    areas = p.varea_stack(
+        [f"a{i}" for i in range(len(colors))], x="x", source=source, color=colors, alpha=0.7
+    )
+    tops = [
+        p.scatter("x", f"c{i}", source=source, color=c, size=7, line_color="white")
+        for i, c in enumerate(colors)
+    ]
+    _slot_legend(parts, p, "alive", list(zip(areas, tops, strict=True)))
+    p.yaxis.axis_label = "goroutines alive"
+    return p
+
+
+def _heat_panel(parts: _Parts) -> Any:
+    """Time x wait reason, colour = goroutines in that state (log scale)."""
+    data = parts.data
+    parts.reasons = FactorRange(factors=list(reversed(data.reasons)))
+    high = max(2.0, float(max(data.sources["heat"]["count"], default=2)))
+    parts.mapper = LogColorMapper(palette=Blues256[::-1][40:], low=1, high=high)
+    p = parts.figure("heat", max(170, 90 + 18 * len(data.reasons)), y_range=parts.reasons)
+    fill = {"field": "count", "transform": parts.mapper}
+    cells = p.rect(
+        "x", "reason", width="w", height=0.95, source=parts.src["heat"], fill_color=fill,
+        line_color=None,
+    )  # fmt: skip
+    p.add_tools(
+        HoverTool(
+            renderers=[cells],
+            tooltips=[
+                ("reason", "@reason"),
+                ("goroutines", "@count{0,0}"),
+                ("time", f"@x{{{TIME_FMT}}}"),
+            ],
+            formatters=TIME_HOVER,
+        )
+    )
+    bar = ColorBar(color_mapper=parts.mapper, orientation="horizontal", height=8, width=240,
+                   formatter=PrintfTickFormatter(format="%d"))  # fmt: skip
+    p.add_layout(bar, "above")
+    p.ygrid.grid_line_color = None
+    return p
 
 
 def _table(source: ColumnDataSource) -> DataTable:
@@ -416,36 +388,32 @@ def _table(source: ColumnDataSource) -> DataTable:
     )
 
 
-def _kind_colors() -> Any:
-    from bokeh.models import CategoricalColorMapper
-
+def _kind_colors() -> CategoricalColorMapper:
     return CategoricalColorMapper(
         factors=list(SPIKE_COLORS), palette=list(SPIKE_COLORS.values()), nan_color="#999999"
     )
 
 
-def _slot_legend(
-    p: Any, renderers: list[tuple[Any, ...]], groups: list[str], what: str, prefix: str
-) -> tuple[list[LegendItem], list[HoverTool]]:
+def _slot_legend(parts: _Parts, p: Any, panel: str, renderers: list[tuple[Any, ...]]) -> None:
     """One legend entry and one hover (on the slot's last renderer) per colour slot;
     labels change in live mode."""
+    groups = parts.data.groups
+    prefix, unit = ("r", "{0,0.0}/s") if panel == "rate" else ("a", "{0,0}")
     items, hovers = [], []
-    unit = "{0,0.0}/s" if what == "rate" else "{0,0}"
     for i, rs in enumerate(renderers):
         items.append(
             LegendItem(label=short_site(groups[i]), renderers=list(rs), visible=bool(groups[i]))
         )
-        h = HoverTool(
-            renderers=[rs[-1]],
-            tooltips=slot_tooltips(groups[i], f"{prefix}{i}", unit),
-            formatters={"@x": "datetime"},
+        hovers.append(
+            HoverTool(
+                renderers=[rs[-1]],
+                tooltips=slot_tooltips(groups[i], f"{prefix}{i}", unit),
+                formatters={"@x": "datetime"},
+            )
         )
-        hovers.append(h)
-        p.add_tools(h)
-    from bokeh.models import Legend
-
+    p.add_tools(*hovers)
     p.add_layout(Legend(items=items, **LEGEND, ncols=3), "above")
-    return items, hovers
+    parts.items[panel], parts.hovers[panel] = items, hovers
 
 
 def slot_tooltips(label: str, col: str, unit: str) -> str:
