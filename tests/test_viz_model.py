@@ -285,3 +285,18 @@ def test_export_errors_are_one_sentence() -> None:
     fig = layout.build(model.build(Recording()), "x")
     with pytest.raises(GoleakError, match=r"could not write /proc/self/x.html: .*; pick"):
         export.save_html(fig.root, "/proc/self/x.html", "x")
+
+
+def test_many_spikes_keep_the_largest() -> None:
+    t0 = pd.Timestamp("2026-01-01", tz="UTC")
+    # 1,000 bursts of growing size, each collected at the next tick (the healthy shape)
+    rows = [
+        {"time": t0 + pd.Timedelta(milliseconds=100 * i), "t_ms": 100 * i,
+         "goroutines": 10 + (20 + i // 2) * (i % 2)}
+        for i in range(2001)  # ends collected: the last burst is a spike too
+    ]  # fmt: skip
+    spikes = model.build(Recording(sched=tables.frame("sched", rows))).sources["spikes"]
+    assert len(spikes["left"]) == model.MAX_EPISODES
+    assert set(spikes["kind"]) == {"spike"}
+    assert min(spikes["top"]) == 10 + 20 + (2000 - 2 * model.MAX_EPISODES) // 2
+    assert np.all(np.diff(spikes["left"]) > 0)

@@ -43,8 +43,6 @@ from bokeh.palettes import Blues256
 from bokeh.plotting import figure
 
 from .model import (
-    COLORS,
-    OTHER_COLOR,
     SCHED_LINES,
     STATES,
     TimelineData,
@@ -52,6 +50,9 @@ from .model import (
     short_site,
 )
 
+# Colour-blind-safe (Okabe-Ito) for the top sites; grey for the rest.
+COLORS = ("#D55E00", "#0072B2", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#8C564B", "#F0E442")
+OTHER_COLOR = "#9E9E9E"
 STATE_COLORS = ("#8FB4DC", "#59A14F", "#F28E2B", "#B07AA1", "#E15759", "#BAB0AC")
 SCHED_COLORS = ("#4E79A7", "#A0CBE8", "#E15759", "#F28E2B")
 SCHED_LABELS = ("threads", "idle threads", "global run queue", "local run queues (sum)")

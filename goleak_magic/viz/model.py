@@ -27,14 +27,12 @@ TOP_SITES = 8  # coloured sites; the rest share the "other sites" colour
 MAX_BINS = 200  # creation-rate bins across the recording
 MAX_POINTS = 4000  # sched ticks drawn one by one; above this, one (the peak) per bin
 MAX_TABLE_SITES = 500  # sites the table can list one by one; the rest are summed
+MAX_EPISODES = 300  # spikes and climbs marked; the largest rises when there are more
 NICE_MS = tuple(
     m * u
     for u in (1, 1_000, 60_000, 3_600_000)
     for m in ((1, 2, 5, 10, 20, 50, 100, 200, 500) if u == 1 else (1, 2, 5, 10, 15, 30))
 ) + tuple(86_400_000 * d for d in (1, 2, 7, 14, 30, 90, 365))
-# Colour-blind-safe (Okabe-Ito, then Tableau) for the top sites; grey for the rest.
-COLORS = ("#D55E00", "#0072B2", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#8C564B", "#F0E442")
-OTHER_COLOR = "#9E9E9E"
 OTHER = "other sites"
 NO_CREATOR = "(no creator: main or runtime)"
 STATES = ("waiting", "runnable", "running", "syscall", "leaked", "other")
@@ -184,43 +182,41 @@ def build(
     b = bin_ms or choose_bin(span, at_least=min_bin_ms)
 
     snap_ids = g["snapshot"].to_numpy()
-    last_snap = snap_ids.max() if len(snap_ids) else None
-    g_sites = goroutine_sites(g) if len(g) else pd.Series([], dtype="string")
-    last = g[snap_ids == last_snap] if last_snap is not None else g
-    last_sites = g_sites[snap_ids == last_snap]
-    live = rec.live
-    snap_at = int(last["time"].max().value) if len(last) else None
-    if snap_at is not None and (live is None or snap_at >= live[1]):
-        live = (frozenset(last["goid"].tolist()), snap_at)
+    g_sites = goroutine_sites(g) if len(g) else pd.Series([], dtype=object)
+    in_last = snap_ids == snap_ids.max() if len(g) else np.zeros(0, bool)
+    last, last_sites = g[in_last], g_sites[in_last]
+    live, from_snapshot = _newest_listing(rec.live, last)
     created_alive = creations["new_goid"].isin(live[0] if live else ()).to_numpy(bool)
-    if live is not None and live[1] != snap_at:  # Delve's listing is newer: per traced site
-        alive_by_site = creations.loc[created_alive, "site"].value_counts()
-    else:
+    if from_snapshot:
         alive_by_site = last_sites.value_counts()
+    else:  # Delve's listing at the end of a trace is newer: count the traced goroutines
+        alive_by_site = creations.loc[created_alive, "site"].value_counts()
     sites = _site_catalogue(creations, last, last_sites, alive_by_site, rec.suspects, top)
     n_slots = top + 1
 
     # ---- creations per (bin, site): the rate panel and the table -----------------------
     if len(creations):
         created_site = creations["site"].fillna("(unknown site)").to_numpy(object)
-        created_bin = np.floor(t_created / b) * b
-        is_alive = created_alive
-        source = "trace"
+        created_t, is_alive, source = t_created, created_alive, "trace"
     elif len(g):
         # No trace: a goroutine counts as created in the snapshot where it first appears.
         order = np.argsort(snap_ids, kind="stable")
         first_rows = order[~pd.Series(g["goid"].to_numpy()[order]).duplicated().to_numpy()]
-        created_site = g_sites.to_numpy(object)[first_rows]
-        created_bin = np.floor(t_snap[first_rows] / b) * b
+        created_site, created_t = g_sites.to_numpy(object)[first_rows], t_snap[first_rows]
         is_alive = np.isin(g["goid"].to_numpy()[first_rows], last["goid"].to_numpy())
         source = "snapshots"
     else:
-        created_site, created_bin, is_alive = np.array([], object), np.array([]), np.array([])
+        created_site, created_t, is_alive = np.array([], object), np.array([]), np.array([])
         source = ""
-    site_code = site_codes(sites["site"], created_site)
+    created = pd.DataFrame(
+        {
+            "bin": np.floor(created_t / b) * b,
+            "site": site_codes(sites["site"], created_site),
+            "alive": is_alive.astype(np.int64),
+        }
+    )
     agg = (
-        pd.DataFrame({"bin": created_bin, "site": site_code, "alive": is_alive.astype(np.int64)})
-        .groupby(["bin", "site"], sort=True)["alive"]
+        created.groupby(["bin", "site"], sort=True)["alive"]
         .agg(created="size", alive="sum")
         .reset_index()
     )
@@ -251,7 +247,6 @@ def build(
         "sites": {
             "site": sites["site"].tolist(),
             "slot": sites["slot"].to_numpy(np.int64),
-            "color": [(*COLORS[:top], OTHER_COLOR)[min(s, top)] for s in sites["slot"]],
             "created": sites["created"].to_numpy(np.int64),
             "alive": sites["alive"].to_numpy(float) if alive_known else np.full(len(sites), np.nan),
             "blocked_at": sites["blocked_at"].tolist(),
@@ -282,6 +277,19 @@ def build(
     )
     data.notes = _notes(rec, data, n_created=len(creations), n_sites=len(sites), top=top)
     return data
+
+
+def _newest_listing(
+    live: tuple[frozenset[int], int] | None, last: pd.DataFrame
+) -> tuple[tuple[frozenset[int], int] | None, bool]:
+    """The newest set of live goroutine ids and when it was taken (ns): the recording's
+    (Delve's, at the end of a trace) or the last snapshot's; and whether it is the snapshot."""
+    if not len(last):
+        return live, False
+    snap_at = int(last["time"].max().value)
+    if live is None or snap_at >= live[1]:
+        return (frozenset(last["goid"].tolist()), snap_at), True
+    return live, False
 
 
 def _site_catalogue(
@@ -472,6 +480,8 @@ def _spikes(sched: pd.DataFrame, g: pd.DataFrame, t_snap: np.ndarray) -> dict[st
         ep = growth_episodes(per["time"], per["n"])
     else:
         ep = growth_episodes(pd.Series([], dtype=tables.TIME), pd.Series([], dtype="Int64"))
+    if len(ep) > MAX_EPISODES:
+        ep = ep.nlargest(MAX_EPISODES, "rise").sort_values("start")
     left, right = ms(ep["start"]), ms(ep["end"])
     label = [
         f"{k} +{r:,} goroutines ({a:,} → {p:,}) in {describe_ms(w)}"
