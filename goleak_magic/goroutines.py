@@ -51,7 +51,7 @@ STATUS_WORDS = frozenset(
 _ARGS_RE = re.compile(r"\([^()\n]*\)(?=\n\t)")
 # " in goroutine N" ends a goroutine's own "created by" line (not its ancestors').
 IN_GOROUTINE = " in goroutine "
-_PARENT_ID_RE = re.compile(r" in goroutine \d+$", re.M)
+_PARENT_ID_RE = re.compile(r" in goroutine (\d+)$", re.M)
 _ORIGIN_RE = re.compile(r"\[originating from goroutine \d+\]")
 ORIGIN = "[originating from goroutine]"
 _OFFSET_RE = re.compile(r" \+0x[0-9a-f]+$")
@@ -273,13 +273,10 @@ class DumpParser:
         joined = SEP.join(uniques)
         parent_of = np.full(len(uniques), -1, np.int64)
         if IN_GOROUTINE in joined:
-            for i, u in enumerate(uniques):
-                at = u.find(IN_GOROUTINE)
-                if at >= 0:
-                    at += len(IN_GOROUTINE)
-                    end = u.find("\n", at)
-                    digits = u[at : end if end >= 0 else len(u)]
-                    parent_of[i] = int(digits) if digits.isdigit() else -1
+            ids = _PARENT_ID_RE.findall(joined)
+            has = pd.Series(uniques, dtype="string").str.contains(IN_GOROUTINE, regex=False)
+            if int(has.sum()) == len(ids):  # one creator line per block, as always
+                parent_of[has.to_numpy(bool)] = np.array(ids, np.int64)
             joined = _PARENT_ID_RE.sub("", joined)
         joined = _ARGS_RE.sub("", joined)
         if "[originating from goroutine " in joined:
