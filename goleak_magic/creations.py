@@ -90,7 +90,7 @@ def start(
                 f"with %dlvtrace --stop {target.name} first."
             )
         if server is None:
-            server = dlv.for_target(target, workdir=workdir, dlv=settings.dlv)
+            server = dlv.for_target(target, workdir=workdir, dlv=settings.dlv, resume=False)
         stacks = _stacks.setdefault(target, Stacks())
         log = tables.RowLog("calls", settings.max_rows) if func else target.tables["creations"]
         holder: list[Tracing] = []
@@ -115,8 +115,9 @@ def start(
             )
             handle = Tracing(target, trace, log)
             holder.append(handle)
-            trace.start()
+            trace.start()  # tracepoints first, then the target runs (server.start)
         except BaseException:
+            server.start()  # a server that stays (--connect) must not keep it halted
             server.release()
             raise
         _latest[target] = handle

@@ -297,12 +297,6 @@ class GoleakMagics(Magics):
             return self._out(a.var, handle.frame())
         if a.sites:
             return self._out(a.var, s.creation_sites(a.sites))
-        if a.connect:
-            name = s.connect_delve(a.connect, name=a.target).name
-        elif a.target:
-            name = a.target
-        else:
-            raise GoleakError("say which target to trace: %dlvtrace NAME (see %golaunch --list).")
         var = a.var
         if var is not None and not var.isidentifier():
             raise GoleakError(f"-o takes a Python variable name, got '{var}'.")
@@ -312,8 +306,10 @@ class GoleakMagics(Magics):
             def on_done(handle: Any) -> None:
                 self.shell.user_ns[var] = handle.frame()
 
-        handle = s.trace(name, func=a.func, stack=a.stack, duration=a.duration,
-                         max_events=a.max_events, on_done=on_done)  # fmt: skip
+        handle = s.trace(a.target, connect=a.connect, func=a.func, stack=a.stack,
+                         duration=a.duration, max_events=a.max_events,
+                         on_done=on_done)  # fmt: skip
+        name = handle.target.name
         what = f"calls of {handle.trace.hook}" if a.func else "goroutine creations"
         print(f"tracing {what} in {name} (Delve {handle.trace.server.label})")
         for note in handle.trace.warnings:

@@ -205,8 +205,9 @@ class Session:
     # ---- creation tracing (goleak_magic.creations, goleak_magic.delve) ---------------
     def trace(
         self,
-        name: str,
+        name: str | None,
         *,
+        connect: str | None = None,
         func: str | None = None,
         stack: int = 8,
         duration: float | None = None,
@@ -215,9 +216,17 @@ class Session:
     ) -> creations.Tracing:
         """Record every goroutine creation of ``name`` with its creator's stack (Delve,
         one stop per ``go`` statement) into ``targets[name].creations``, in the
-        background; with ``func`` (a Go regexp) those functions' calls and arguments."""
+        background; with ``func`` (a Go regexp) those functions' calls and arguments.
+        With ``connect`` (a headless dlv's address) the program behind it becomes the
+        target ``name``, traced before it runs on."""
+        if connect is not None:
+            target = self.connect_delve(connect, name=name, resume=False)
+        elif name is None:
+            raise GoleakError("say which target to trace: %dlvtrace NAME (see %golaunch --list).")
+        else:
+            target = self.get(name)
         return creations.start(
-            self.get(name), self.settings, self.workdir, func=func, stack=stack,
+            target, self.settings, self.workdir, func=func, stack=stack,
             duration=duration, max_events=max_events, on_done=on_done,
         )  # fmt: skip
 
@@ -236,20 +245,23 @@ class Session:
         live = creations.live_set(target, handle.trace if handle is not None else None)
         return creations.sites(target.creations, live=live, span=span)
 
-    def connect_delve(self, address: str, *, name: str | None = None) -> Target:
-        """A target for the program behind a headless dlv at ``address`` (e.g. remote)."""
+    def connect_delve(
+        self, address: str, *, name: str | None = None, resume: bool = True
+    ) -> Target:
+        """A target for the program behind a headless dlv at ``address`` (e.g. remote);
+        ``resume=False`` leaves it halted (for ``trace``)."""
         server = dlv.connect(address)
         try:
             claimed = self._claim(name, f"remote-{server.pid}")
         except GoleakError:
-            server.client.close()
+            server.close()  # lets the program run on, as it was
             raise
         target = Target(claimed, self.settings)
         target.state = "remote"
         target.started_at = pd.Timestamp.now(tz="UTC")
         target.meta.update(kind="remote", spec=address, remote_pid=server.pid,
                            go_version=server.version.target_go_version)  # fmt: skip
-        dlv.register(target, server)
+        dlv.register(target, server, resume=resume)
         with self._lock:
             self.targets[claimed] = target
         return target

@@ -192,7 +192,13 @@ def test_connect_to_a_headless_dlv(sess: Session, tmp_path: Path) -> None:
         assert remote.poll() is None and pid_alive(program)
         with rpc.Client(addr) as c:
             assert c.state(non_blocking=True).running
-            c.halt()
+
+            def halted() -> bool:
+                # A halt that lands as the run begins can be lost (Delve says so): resend.
+                c.send("Command", {"name": "halt"})
+                return not c.state(non_blocking=True).running
+
+            wait_for(halted, what="the remote program to halt")
             assert not [b for b in c.list_breakpoints() if b.id > 0]
     finally:
         process.kill(remote)

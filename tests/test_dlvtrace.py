@@ -254,3 +254,28 @@ def test_connect_magic_traces_a_remote_program_to_its_exit(
         assert t.state == "exited" and t.exit_status == 0
     finally:
         process.kill(remote)
+
+
+def test_remote_socket_drop_keeps_the_events(ip: InteractiveShell, tmp_path: Path) -> None:
+    binary = build.build("example:spawn", tmp_path, go=find_go()).binary
+    remote = process.spawn(
+        [find_dlv(), "exec", str(binary), "--headless", "--api-version=2",
+         "--listen=127.0.0.1:0", "--accept-multiclient", "--", "-n", "100000", "-every", "20ms"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    program = None
+    try:
+        assert remote.stdout is not None
+        addr = re.search(r"listening at: (\S+)", remote.stdout.readline().decode()).group(1)
+        handle = ip.run_line_magic("dlvtrace", f"--connect {addr} rem")
+        program = goleak_magic.session().targets["rem"].meta["remote_pid"]
+        wait_for(lambda: handle.trace.events >= 3, what="a few creations")
+        process.kill(remote)  # the remote dlv goes away mid-trace
+        assert handle.wait(20)
+        assert handle.trace.state == "lost"
+        assert handle.trace.reason == f"the connection to {addr} dropped"
+        assert len(handle.frame()) == handle.trace.events >= 3
+    finally:
+        process.kill(remote)
+        if program is not None and pid_alive(program):
+            os.kill(program, signal.SIGKILL)

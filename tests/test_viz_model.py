@@ -300,3 +300,29 @@ def test_many_spikes_keep_the_largest() -> None:
     assert set(spikes["kind"]) == {"spike"}
     assert min(spikes["top"]) == 10 + 20 + (2000 - 2 * model.MAX_EPISODES) // 2
     assert np.all(np.diff(spikes["left"]) > 0)
+
+
+def test_snapshots_without_detail_fill_counts_alive_and_the_table(sess: Session) -> None:
+    t = sess.launch("example:leakyservice", args=["-rate", "40", "-slow", "1"])  # no --detail
+    series = sess.snapshot(t.name, every=0.7, count=3)
+    series.wait()
+    assert len(t.meta["snapshots"]) == 3, series.error
+    data = model.build(Recording.of(t))
+    g = t.goroutines
+    counts = data.sources["counts"]
+    assert counts["total"].tolist() == g.groupby("snapshot").size().astype(float).tolist()
+    assert counts["waiting"].sum() == (g["status"] == "waiting").sum()
+    assert any("come from the snapshots" in n for n in data.notes)
+    assert data.creation_source == "snapshots" and not data.has["rate"]
+    file, line = go_statement("leakyservice", r"^\tgo func\(\) \{$")
+    sites = data.sources["sites"]
+    assert sites["site"][0] == f"main.handler {file}:{line}"  # the leak ranks first
+    assert sites["wait_reason"][0] == "chan send"
+    agg = data.sources["agg"]
+    leak = agg["site"] == 0
+    first_seen = g.drop_duplicates("goid")
+    assert (
+        agg["created"][leak].sum() == (model.goroutine_sites(first_seen) == sites["site"][0]).sum()
+    )
+    fig = layout.build(data, "t")
+    assert fig.panels == ["counts", "sched", "alive", "heat"]

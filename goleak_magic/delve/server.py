@@ -384,7 +384,13 @@ def exec_binary(
 
 
 def connect(address: str, *, timeout: float = 10.0) -> DlvServer:
-    """An already running ``dlv --headless --api-version=2`` (e.g. on a remote host)."""
+    """An already running ``dlv --headless --api-version=2`` (e.g. on a remote host),
+    its program halted (as after an attach) until ``start()``."""
+    unreachable = (
+        f"cannot reach a headless dlv at {address} ({{}}); start it with `dlv attach PID "
+        "--headless --api-version=2 --accept-multiclient --listen=HOST:PORT` and check the "
+        "address."
+    )
     try:
         client = rpc.Client(address, timeout=max(timeout, rpc.DEFAULT_TIMEOUT))
     except ValueError as e:
@@ -392,20 +398,21 @@ def connect(address: str, *, timeout: float = 10.0) -> DlvServer:
             f"--connect takes HOST:PORT or unix:/path of a headless dlv, not '{address}'."
         ) from e
     except rpc.DelveError as e:
-        raise GoleakError(
-            f"cannot reach a headless dlv at {address} ({e}); start it with "
-            "`dlv attach PID --headless --api-version=2 --listen=HOST:PORT` and check the "
-            "address."
-        ) from e
-    server = _checked(DlvServer(client, label=address))
-    with contextlib.suppress(rpc.DelveError):
+        raise GoleakError(unreachable.format(e)) from e
+    try:
         st = client.state(non_blocking=True)
         if st.exited:
-            client.close()
             raise GoleakError(f"the program behind {address} has already exited; nothing to trace.")
-        if st.running:
+        if st.running:  # another client let it run: most requests need it halted
             client.halt()
-    return server
+        server = DlvServer(client, label=address)
+    except rpc.DelveError as e:
+        client.close()
+        raise GoleakError(unreachable.format(e)) from e
+    except GoleakError:
+        client.close()
+        raise
+    return _checked(server)
 
 
 def _headless(sock: Path) -> list[str]:
@@ -551,10 +558,7 @@ def _checked(server: DlvServer) -> DlvServer:
     """Refuse a Delve that is too old for the target's Go; warn on an older Go."""
     problem, warning = check_versions(server.version)
     if problem:
-        if server.proc is None:
-            server.client.close()  # a server we did not start is left as it was
-        else:
-            server.close()
+        server.close()  # ours detaches; someone else's is left running, as it was
         raise GoleakError(problem)
     if warning:
         server.warnings.append(warning)
@@ -628,11 +632,13 @@ _servers: weakref.WeakKeyDictionary[Any, DlvServer] = weakref.WeakKeyDictionary(
 _servers_lock = threading.Lock()
 
 
-def for_target(target: Any, *, workdir: Path, dlv: str = "") -> DlvServer:
+def for_target(target: Any, *, workdir: Path, dlv: str = "", resume: bool = True) -> DlvServer:
     """The target's Delve (attaching now if needed), acquired: ``release()`` when done.
 
     ``target`` is a ``goleak_magic.target.Target``; its closers detach Delve before it
-    stops. Start every new server from the kernel's main thread (process.spawn's rule).
+    stops. A fresh attach leaves the target halted until ``start()``; ``resume`` starts
+    it now (a tracer sets its tracepoints first, so it misses nothing in between). Start
+    every new server from the kernel's main thread (process.spawn's rule).
     """
     with _servers_lock:
         server = _servers.get(target)
@@ -646,12 +652,14 @@ def for_target(target: Any, *, workdir: Path, dlv: str = "") -> DlvServer:
         _servers[target] = server
     target.add_closer(server.close)
     server.acquire()
-    server.start()
+    if resume:
+        server.start()
     return server
 
 
-def register(target: Any, server: DlvServer) -> DlvServer:
-    """Make ``server`` (e.g. from ``connect``) the target's Delve, acquired."""
+def register(target: Any, server: DlvServer, *, resume: bool = True) -> DlvServer:
+    """Make ``server`` (e.g. from ``connect``) the target's Delve, acquired; ``resume``
+    as in ``for_target``."""
     with _servers_lock:
         old = _servers.get(target)
         if old is not None and old.alive and not old._closing:
@@ -660,7 +668,8 @@ def register(target: Any, server: DlvServer) -> DlvServer:
         _servers[target] = server
     target.add_closer(server.close)
     server.acquire()
-    server.start()
+    if resume:
+        server.start()
     return server
 
 

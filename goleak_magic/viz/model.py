@@ -231,7 +231,7 @@ def build(
             groups[i] = s
 
     sources = {
-        "counts": _counts(sched, t_sched, b),
+        "counts": _counts(sched, t_sched, b, g, t_snap),
         "snaps": _snaps(g, t_snap),
         "sched": _sched(sched, t_sched, b),
         # only traced creations are a rate: first sightings in snapshots feed the table only
@@ -400,7 +400,17 @@ def _per_bin_peak(
     return df.loc[peak], x[peak]
 
 
-def _counts(sched: pd.DataFrame, x: np.ndarray, b: int) -> dict[str, Any]:
+def _counts(
+    sched: pd.DataFrame, x: np.ndarray, b: int, g: pd.DataFrame, t_snap: np.ndarray
+) -> dict[str, Any]:
+    """Goroutines by state: per schedtrace tick with --detail, else per snapshot."""
+    if not sched["goroutines"].notna().any() and len(g):
+        state = g["status"].fillna("other").astype(object).to_numpy()
+        state = np.where(np.isin(state, STATES), state, "other")
+        per = pd.crosstab(g["snapshot"].to_numpy(), state).reindex(columns=STATES, fill_value=0)
+        when = pd.Series(t_snap).groupby(g["snapshot"].to_numpy()).min().reindex(per.index)
+        cols = {"x": when.to_numpy(float), "total": per.sum(axis=1).to_numpy(float)}
+        return cols | {c: per[c].to_numpy(float) for c in STATES}
     s = sched[sched["goroutines"].notna()]
     x = x[sched["goroutines"].notna().to_numpy()]
     s, x = _per_bin_peak(s.reset_index(drop=True), x, "goroutines", b)
@@ -540,7 +550,12 @@ def _notes(
     name = rec.name or "TARGET"
     notes = []
     if not any(has.values()):
-        notes.append("Nothing recorded yet: the panels fill in as the target runs.")
+        notes.append("Nothing recorded yet: with --live the panels fill in as the target runs.")
+    if has["counts"] and not rec.sched["goroutines"].notna().any():
+        notes.append(
+            "Goroutine counts by state come from the snapshots; launch with --detail for "
+            "one per schedtrace tick."
+        )
     if not has["counts"]:
         notes.append(
             f"No goroutine counts: launch with --detail (per-state counts from scheddetail) "
