@@ -13,8 +13,9 @@ stops twice (entry and return) and never learns the new id.
 With ``func`` (a Go regexp) it traces those functions' entries with their arguments
 instead, as ``dlv trace`` does, into a ``calls`` table.
 
-Rows are built from Delve's raw JSON on the runner thread while the target is halted;
-frames and whole stacks are interned so a hot ``go`` statement costs a dict lookup.
+Rows are built from Delve's raw JSON on the connection's reader thread, after the next
+``continue`` has gone out (see ``server.DlvServer._on_stop``); frames and whole stacks
+are interned, so a hot ``go`` statement costs a dict lookup.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ LIVE_PAGE = 2000
 HITCOUNT_REFRESH = 256
 ARGS_CONFIG = rpc.LoadConfig(max_variable_recurse=1, max_string_len=64, max_array_values=8,
                              max_struct_fields=3)  # fmt: skip
-RUNTIME_PACKAGES = ("runtime", "internal/runtime/")
+INTERNAL_RUNTIME = "internal/runtime/"  # runtime's own subpackages (Go 1.23+)
 
 Row = dict[str, Any]
 
@@ -58,7 +59,7 @@ def is_runtime(func: str | None) -> bool:
     if not func:
         return True
     pkg = package_of(func)
-    return pkg == "runtime" or pkg.startswith(RUNTIME_PACKAGES[1])
+    return pkg == "runtime" or pkg.startswith(INTERNAL_RUNTIME)
 
 
 class Stacks:
@@ -119,7 +120,6 @@ class Trace:
         self.stacks = stacks
         self.depth = depth
         self.func = func
-        self.kind = "calls" if func else "creations"
         self.duration = duration
         self.max_events = max_events
         self.want_live = live
