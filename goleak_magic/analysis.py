@@ -48,7 +48,8 @@ def growth_episodes(
     An episode runs from a trough to its peak and lasts as long as no dip gives back
     half of what it gained so far, so a noisy climb stays one episode. It is a
     ``spike`` when the count falls back by half the rise within as long as it took to
-    rise (a burst that is collected), else a ``climb`` (what stays: the leak shape).
+    rise, and at least five ticks of the series (a burst that is collected), else a
+    ``climb`` (what stays: the leak shape).
     ``min_rise`` defaults to max(10, 20% of the starting level).
     Returns one row per episode: start, end (the peak), start_count, peak_count, rise,
     per_s (goroutines per second while rising), kind.
@@ -57,6 +58,7 @@ def growth_episodes(
     t = times[ok].reset_index(drop=True)
     v = counts[ok].to_numpy(dtype=float)
     n = len(v)
+    tick_s = float(np.median(np.diff(t.astype("int64")))) / 1e9 if n > 1 else 0.0
     rows = []
     i = 0
     while i < n - 1:
@@ -78,7 +80,8 @@ def growth_episodes(
         need = min_rise if min_rise is not None else max(MIN_RISE, 0.2 * v[start])
         if peak > start and rise >= need:
             rise_s = (t[peak] - t[start]).total_seconds()
-            fell = j < n and (t[j] - t[peak]).total_seconds() <= 1.5 * rise_s
+            soon = max(1.5 * rise_s, 5 * tick_s)  # a one-tick burst may linger a few ticks
+            fell = j < n and (t[j] - t[peak]).total_seconds() <= soon
             rows.append(
                 {
                     "start": t[start],

@@ -169,7 +169,9 @@ def test_markup_in_site_names_stays_text_and_page_works_offline(
     evil = 'main.<img src=x onerror="window.pwned=1"> /w/<script>window.pwned=2</script>.go:7'
     t0 = pd.Timestamp.now(tz="UTC").floor("s")
     rows = [
-        {"time": t0 + pd.Timedelta(milliseconds=10 * i), "seq": i, "site": evil if i % 2 else
+        # 2 s of creations, a 1 s gap, 2 s more
+        {"time": t0 + pd.Timedelta(milliseconds=10 * i + 1000 * (i >= 200)), "seq": i,
+         "site": evil if i % 2 else
          "main.ok /w/ok.go:1", "stack_id": i % 2, "stack": (evil if i % 2 else "ok",)}
         for i in range(400)
     ]  # fmt: skip
@@ -200,6 +202,15 @@ def test_markup_in_site_names_stays_text_and_page_works_offline(
         assert page.locator("img[src=x]").count() == 0
         assert page.evaluate("() => window.pwned") is None and dialogs == []
         page.screenshot(path=artifacts / "timeline_markup_as_text.png", full_page=True)
+        gap = float(t0.value / 1e6) + 2000
+        drag(
+            page,
+            panel_point(page, "creations", gap + 200),
+            panel_point(page, "creations", gap + 800),
+        )
+        wait_for(lambda: head_text(page).startswith("No goroutines created between"), 5, "gap")
+        assert f"the recording has them from {t0:%H:%M:%S}.000 to" in head_text(page)
+        assert page.locator(".slick-row").count() == 0
         assert [u for u in requests if not u.startswith("file://")] == []  # offline
         assert errors == []
     assert np.isnan(model.build(rec).sources["agg"]["alive"]).all()

@@ -51,5 +51,12 @@ table.selected.indices = []
 grid.view.change.emit()  // bokeh redraws a table only when its row count changes
 const total = codes.reduce((t, c) => t + n.get(c), 0)
 const hms = (t) => new Date(t).toISOString().slice(11, 23)
-head.text = `${total.toLocaleString("en")} goroutines ${verb} between ${hms(x0)} and ` +
-  `${hms(x1)} UTC, at ${codes.length} site${codes.length === 1 ? "" : "s"}. ${tail}`
+if (total > 0) {
+  head.text = `${total.toLocaleString("en")} goroutines ${verb} between ${hms(x0)} and ` +
+    `${hms(x1)} UTC, at ${codes.length} site${codes.length === 1 ? "" : "s"}. ${tail}`
+} else if (bin.length > 0) {
+  head.text = `No goroutines ${verb} between ${hms(x0)} and ${hms(x1)} UTC; the recording ` +
+    `has them from ${hms(bin[0])} to ${hms(bin[bin.length - 1] + b)} UTC.`
+} else {
+  head.text = `No goroutine creations recorded yet: %dlvtrace or %schedsnap fill this table.`
+}
