@@ -207,6 +207,12 @@ def test_site_names_are_data_not_markup(tmp_path: Path) -> None:
     assert "<script>" not in fig.notes.text and "&lt;script&gt;" in fig.notes.text
     tips = fig.slot_hovers["rate"][0].tooltips
     assert "<img" not in tips and html.escape(evil) in tips
+    dollar = "main.(*T[go.shape.$1]).f@v2 /x.go:1"  # bokeh would read @f / $1 as fields
+    rows = [{"time": t0, "seq": 0, "site": dollar, "stack_id": 0, "stack": (dollar, "main.main")}]
+    data = model.build(Recording(creations=tables.frame("creations", rows)))
+    tips = layout.build(data, "x").slot_hovers["rate"][0].tooltips
+    assert "main.(*T[go.shape.&#36;1]).f&#64;v2 /x.go:1" in tips and "main.main" in tips
+    assert "@r0{0,0.0}/s" in tips  # the one real field
     heads = [c for c in fig.root.children if isinstance(c, Div) and c.name == "head"]
     assert heads[0].render_as_text
 

@@ -58,6 +58,7 @@ SCHED_COLORS = ("#4E79A7", "#A0CBE8", "#E15759", "#F28E2B")
 SCHED_LABELS = ("threads", "idle threads", "global run queue", "local run queues (sum)")
 SPIKE_COLORS = {"climb": "#E15759", "spike": "#F28E2B"}
 TIME_FMT = "%H:%M:%S.%3N"
+TIP_STACK_LINES = 10
 LEFT = 170  # px for every panel's y axis, so the plot frames line up on the time axis
 HINT = "Click a row to see the full creation stack of that site."
 TABLE_HINT = (
@@ -399,7 +400,6 @@ def _slot_legend(parts: _Parts, p: Any, panel: str, renderers: list[tuple[Any, .
     """One legend entry and one hover (on the slot's last renderer) per colour slot;
     labels change in live mode."""
     groups = parts.data.groups
-    prefix, unit = ("r", "{0,0.0}/s") if panel == "rate" else ("a", "{0,0}")
     items, hovers = [], []
     for i, rs in enumerate(renderers):
         items.append(
@@ -408,7 +408,7 @@ def _slot_legend(parts: _Parts, p: Any, panel: str, renderers: list[tuple[Any, .
         hovers.append(
             HoverTool(
                 renderers=[rs[-1]],
-                tooltips=slot_tooltips(groups[i], f"{prefix}{i}", unit),
+                tooltips=slot_tooltips(panel, i, parts.data),
                 formatters={"@x": "datetime"},
             )
         )
@@ -417,11 +417,20 @@ def _slot_legend(parts: _Parts, p: Any, panel: str, renderers: list[tuple[Any, .
     parts.items[panel], parts.hovers[panel] = items, hovers
 
 
-def slot_tooltips(label: str, col: str, unit: str) -> str:
-    """Hover HTML for one colour slot; the site name is escaped (it is data, not markup)."""
+def _tip_text(text: str) -> str:
+    """Data shown in a hover: escaped, and with bokeh's field markers (@, $) defused."""
+    return html.escape(text).replace("@", "&#64;").replace("$", "&#36;")
+
+
+def slot_tooltips(panel: str, i: int, data: TimelineData) -> str:
+    """Hover HTML for colour slot ``i`` of a panel: the site, its value, the top of its
+    creation stack."""
+    col, unit = (f"r{i}", "{0,0.0}/s") if panel == "rate" else (f"a{i}", "{0,0}")
+    stack = "\n".join(data.group_stacks[i].splitlines()[:TIP_STACK_LINES])
+    pre = f"<pre style='margin:2px 0;font-size:10px'>{_tip_text(stack)}</pre>" if stack else ""
     return (
-        f"<div style='max-width:520px'><b>{html.escape(label)}</b><br>"
-        f"@x{{{TIME_FMT}}} UTC: @{col}{unit}</div>"
+        f"<div style='max-width:560px'><b>{_tip_text(data.groups[i])}</b><br>"
+        f"@x{{{TIME_FMT}}} UTC: @{col}{unit}{pre}</div>"
     )
 
 

@@ -90,13 +90,13 @@ def apply(fig: TimelineFigure, data: TimelineData, title: str) -> dict[str, str]
         elif how == "replace":
             source.data = dict(payload)
     for panel, items in fig.legend_items.items():
-        unit = "{0,0.0}/s" if panel == "rate" else "{0,0}"
-        prefix = "r" if panel == "rate" else "a"
         for i, (item, label) in enumerate(zip(items, data.groups, strict=True)):
             if getattr(item.label, "value", item.label) != short_site(label):
                 item.label = value(short_site(label))  # a bare string would name a column
                 item.visible = bool(label)
-                fig.slot_hovers[panel][i].tooltips = slot_tooltips(label, f"{prefix}{i}", unit)
+            tips = slot_tooltips(panel, i, data)
+            if fig.slot_hovers[panel][i].tooltips != tips:
+                fig.slot_hovers[panel][i].tooltips = tips
     if fig.reasons is not None and list(fig.reasons.factors) != data.reasons[::-1]:
         fig.reasons.factors = data.reasons[::-1]
     if fig.heat_mapper is not None:

@@ -77,6 +77,7 @@ class TimelineData:
     sources: dict[str, dict[str, Any]]
     bin_ms: int
     groups: list[str]  # label of each coloured slot ("" when unused), then OTHER
+    group_stacks: list[str]  # the stack text of each coloured slot's site
     reasons: list[str]  # heatmap rows, most common first
     notes: list[str]
     alive_known: bool  # a goroutine listing exists, so "alive" means something
@@ -225,10 +226,10 @@ def build(
         agg["alive"] = np.nan
     slot_of_code = sites["slot"].to_numpy()
 
-    groups = [""] * top + [OTHER]
-    for i, s in zip(sites["slot"], sites["site"], strict=True):
+    groups, group_stacks = [""] * top + [OTHER], [""] * (top + 1)
+    for i, site, stack in zip(sites["slot"], sites["site"], sites["stack"], strict=True):
         if i < top:
-            groups[i] = s
+            groups[i], group_stacks[i] = site, stack
 
     sources = {
         "counts": _counts(sched, t_sched, b, g, t_snap),
@@ -268,6 +269,7 @@ def build(
         sources=sources,
         bin_ms=b,
         groups=groups,
+        group_stacks=group_stacks,
         reasons=reasons,
         notes=[],
         alive_known=alive_known,
