@@ -156,6 +156,16 @@ def test_tap_the_climb_then_box_select_part_of_it(
         wait_for(lambda: table_rows(page)[0][1] == f"{n2:,}", timeout=5, what="table update")
         assert table_rows(page)[0][2] == f"{alive2:,}"
         page.screenshot(path=artifacts / "timeline_box_select.png", full_page=True)
+        # a live update patching a bin inside the window refreshes the table, no new select
+        page.evaluate(
+            """(x0) => {
+              const agg = Bokeh.documents[0].get_model_by_name("agg")
+              const i = agg.data.bin.findIndex((b) => b >= x0)
+              agg.patch(new Map([["created", [[i, agg.data.created[i] + 5]]]]))
+            }""",
+            win2["x0"][0],
+        )
+        wait_for(lambda: table_rows(page)[0][1] == f"{n2 + 5:,}", timeout=5, what="refresh")
         assert errors == []
 
 

@@ -187,7 +187,8 @@ def test_layout_links_every_panel_to_one_axis_and_the_table(sess: Session) -> No
     assert src["spikes"].selected.js_property_callbacks["change:indices"] == [
         fig.callbacks["spike"]
     ]
-    assert fig.callbacks["refresh"] in src["agg"].js_property_callbacks["streaming"]
+    for event in ("change:data", "streaming", "patching"):
+        assert src["agg"].js_property_callbacks[event] == [fig.callbacks["refresh"]]
     (table,) = [c for c in fig.root.children if isinstance(c, DataTable)]
     assert table.source is src["table"]
     assert [c.field for c in table.columns] == [

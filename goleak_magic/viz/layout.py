@@ -203,8 +203,8 @@ def build(data: TimelineData, title: str, *, live: bool = False) -> TimelineFigu
         p.js_on_event(SelectionGeometry, callbacks["box"])
     for p in figs[:-1]:
         p.xaxis.visible = False  # one time axis, at the bottom
-    src["agg"].js_on_change("data", callbacks["refresh"])
-    src["agg"].js_on_change("streaming", callbacks["refresh"])
+    for event in ("data", "streaming", "patching"):  # live updates refresh the table
+        src["agg"].js_on_change(event, callbacks["refresh"])
 
     pre = PreText(text=HINT, sizing_mode="stretch_width", name="stack")
     src["table"].selected.js_on_change(
