@@ -342,7 +342,7 @@ def _site_catalogue(
     sus_blocked = dict(zip(sus["site"], sus["blocked_at"].fillna(""), strict=True))
     cat["blocked_at"] = [sus_blocked.get(s) or blocked_at.get(s, "") for s in cat["site"]]
     cat["wait_reason"] = [reason.get(s, "") for s in cat["site"]]
-    cat["stack"] = _stacks(cat["site"], creations, last, last_sites, suspects)
+    cat["stack"] = _stacks(cat["site"], creations, last, last_sites, suspects, blocked_at)
     return cat
 
 
@@ -352,8 +352,10 @@ def _stacks(
     last: pd.DataFrame,
     last_sites: pd.Series,
     suspects: pd.DataFrame,
+    blocked_at: dict[str, str],
 ) -> list[str]:
-    """Per site: its most common creation stack, and where one of its goroutines is blocked."""
+    """Per site: its most common creation stack, and one of its goroutines blocked at the
+    site's most common place (``blocked_at``)."""
     created: dict[str, str] = {}
     if len(creations):
         c = creations.dropna(subset=["site"])
@@ -372,7 +374,10 @@ def _stacks(
             created[row["site"]] = "example stack:\n" + _indent(_stack_text(row["example_stack"]))
     blocked: dict[str, str] = {}
     if len(last):
-        ex = last.assign(_site=last_sites.to_numpy(object)).drop_duplicates("_site")
+        at = last["user_top"].fillna(last["top"]).fillna("").astype(str).to_numpy(object)
+        typical = at == np.array([blocked_at.get(s, "") for s in last_sites], dtype=object)
+        ex = last.assign(_site=last_sites.to_numpy(object), _typical=typical)
+        ex = ex.sort_values("_typical", ascending=False, kind="stable").drop_duplicates("_site")
         for _, row in ex.iterrows():
             # Snapshot columns are pandas strings: a missing one is NA, which has no truth value.
             reason = row["wait_reason"] if pd.notna(row["wait_reason"]) else row["status"]
