@@ -8,6 +8,7 @@ set -euo pipefail
 DELVE_VERSION=v1.27.2
 GO127=go1.27.3
 GO_TOO_OLD=go1.21.13  # the "Go too old" test runs a real old toolchain
+GO_OLDEST=go1.22.12  # the oldest supported Go: traced in the tests
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 tools="$here/.tools/bin"
 py="${PYTHON:-python3}"
@@ -38,7 +39,7 @@ say "installing the Python package${extra:+ with test extras}"
 "$py" -m pip install -q -e "$here$extra" || die "pip install of goleak_magic failed (see above)."
 
 if [ "$want_test" = 1 ]; then
-  for tc in "$GO127" "$GO_TOO_OLD"; do
+  for tc in "$GO127" "$GO_OLDEST" "$GO_TOO_OLD"; do
     say "fetching the $tc toolchain (tests run on Go 1.26 and 1.27, and check that older Go is refused)"
     GOTOOLCHAIN="$tc" go version >/dev/null || die "could not fetch $tc through the Go module proxy."
   done
