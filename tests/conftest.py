@@ -4,9 +4,13 @@ a missing tool fails the test instead of skipping it."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import signal
+import subprocess
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -14,7 +18,9 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.testing import globalipapp
 
 import goleak_magic
+from goleak_magic import build, process
 from goleak_magic.session import Session
+from goleak_magic.tools import find_dlv, find_go
 
 GO127 = "go1.27.3"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -71,6 +77,38 @@ def ip() -> Iterator[InteractiveShell]:
     for name in list(s.targets):
         s.forget(name)
     shell.run_line_magic("config", "GoleakMagics.schedtrace_ms = 500")
+
+
+@dataclass
+class HeadlessDlv:
+    addr: str
+    proc: subprocess.Popen[bytes]
+
+
+@pytest.fixture
+def headless_dlv(tmp_path: Path) -> Iterator[HeadlessDlv]:
+    """``dlv exec --headless`` of the spawn example, as someone runs it on a remote host.
+
+    Afterwards dlv and its program are killed (the program outlives a SIGKILLed dlv).
+    """
+    binary = build.build("example:spawn", tmp_path, go=find_go()).binary
+    remote = process.spawn(
+        [find_dlv(), "exec", str(binary), "--headless", "--api-version=2",
+         "--listen=127.0.0.1:0", "--accept-multiclient", "--", "-n", "100000", "-every", "20ms"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        assert remote.stdout is not None
+        addr = re.search(r"listening at: (\S+)", remote.stdout.readline().decode()).group(1)
+        # The program is a child of one of dlv's threads (the one that ptraces).
+        tasks = Path(f"/proc/{remote.pid}/task")
+        children = [int(c) for t in tasks.iterdir() for c in (t / "children").read_text().split()]
+        yield HeadlessDlv(addr, remote)
+    finally:
+        process.kill(remote)
+    for pid in children:
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
 
 
 @pytest.fixture

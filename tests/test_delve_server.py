@@ -18,14 +18,14 @@ from pathlib import Path
 import pytest
 
 import goleak_magic
-from goleak_magic import GoleakError, build, process
+from goleak_magic import GoleakError, build
 from goleak_magic.delve import rpc
 from goleak_magic.delve import server as dlv
 from goleak_magic.delve.tracer import Stacks, Trace
 from goleak_magic.session import Session
 from goleak_magic.tools import find_dlv, find_go
 
-from .conftest import ARTIFACTS, pid_alive, wait_for
+from .conftest import ARTIFACTS, HeadlessDlv, pid_alive, wait_for
 
 OLD_DELVE = "v1.24.2"  # knows Go up to 1.24
 NONROOT = "goleak-nonroot"
@@ -169,41 +169,28 @@ def test_stopping_the_program_detaches_first(sess: Session) -> None:
     assert t.exit_status is not None and t.exit_status != -signal.SIGTRAP
 
 
-def test_connect_to_a_headless_dlv(sess: Session, tmp_path: Path) -> None:
-    binary = build.build("example:spawn", tmp_path, go=find_go()).binary
-    remote = process.spawn(
-        [find_dlv(), "exec", str(binary), "--headless", "--api-version=2",
-         "--listen=127.0.0.1:0", "--accept-multiclient", "--", "-n", "100000", "-every", "20ms"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    program = None
-    try:
-        assert remote.stdout is not None
-        addr = re.search(r"listening at: (\S+)", remote.stdout.readline().decode()).group(1)
-        t = sess.connect_delve(addr, name="remote")
-        program = t.meta["remote_pid"]
-        assert t.state == "remote" and t.pid is None
-        h = sess.trace("remote", stack=4)
-        wait_for(lambda: spawn_site_rows(t.creations.to_dict("records")) >= 3, what="creations")
-        h.stop()
-        assert h.trace.state == "stopped"
-        assert all(len(s) <= 4 for s in t.creations["stack"])
-        sess.stop("remote")  # lets go of someone else's dlv: it keeps serving, the program runs
-        assert remote.poll() is None and pid_alive(program)
-        with rpc.Client(addr) as c:
-            assert c.state(non_blocking=True).running
+def test_connect_to_a_headless_dlv(sess: Session, headless_dlv: HeadlessDlv) -> None:
+    addr, remote = headless_dlv.addr, headless_dlv.proc
+    t = sess.connect_delve(addr, name="remote")
+    program = t.meta["remote_pid"]
+    assert t.state == "remote" and t.pid is None
+    h = sess.trace("remote", stack=4)
+    wait_for(lambda: spawn_site_rows(t.creations.to_dict("records")) >= 3, what="creations")
+    h.stop()
+    assert h.trace.state == "stopped"
+    assert all(len(s) <= 4 for s in t.creations["stack"])
+    sess.stop("remote")  # lets go of someone else's dlv: it keeps serving, the program runs
+    assert remote.poll() is None and pid_alive(program)
+    with rpc.Client(addr) as c:
+        assert c.state(non_blocking=True).running
 
-            def halted() -> bool:
-                # A halt that lands as the run begins can be lost (Delve says so): resend.
-                c.send("Command", {"name": "halt"})
-                return not c.state(non_blocking=True).running
+        def halted() -> bool:
+            # A halt that lands as the run begins can be lost (Delve says so): resend.
+            c.send("Command", {"name": "halt"})
+            return not c.state(non_blocking=True).running
 
-            wait_for(halted, what="the remote program to halt")
-            assert not [b for b in c.list_breakpoints() if b.id > 0]
-    finally:
-        process.kill(remote)
-        if program is not None and pid_alive(program):
-            os.kill(program, signal.SIGKILL)
+        wait_for(halted, what="the remote program to halt")
+        assert not [b for b in c.list_breakpoints() if b.id > 0]
 
 
 def test_connect_to_nothing(sess: Session, tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from goleak_magic.delve import tracer
 from goleak_magic.delve.tracer import Stacks, Trace
 from goleak_magic.tools import find_dlv, find_go
 
-from .conftest import pid_alive, wait_for
+from .conftest import HeadlessDlv, pid_alive, wait_for
 from .test_delve_server import tracer_pid
 
 
@@ -256,26 +256,14 @@ def test_connect_magic_traces_a_remote_program_to_its_exit(
         process.kill(remote)
 
 
-def test_remote_socket_drop_keeps_the_events(ip: InteractiveShell, tmp_path: Path) -> None:
-    binary = build.build("example:spawn", tmp_path, go=find_go()).binary
-    remote = process.spawn(
-        [find_dlv(), "exec", str(binary), "--headless", "--api-version=2",
-         "--listen=127.0.0.1:0", "--accept-multiclient", "--", "-n", "100000", "-every", "20ms"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    program = None
-    try:
-        assert remote.stdout is not None
-        addr = re.search(r"listening at: (\S+)", remote.stdout.readline().decode()).group(1)
-        handle = ip.run_line_magic("dlvtrace", f"--connect {addr} rem")
-        program = goleak_magic.session().targets["rem"].meta["remote_pid"]
-        wait_for(lambda: handle.trace.events >= 3, what="a few creations")
-        process.kill(remote)  # the remote dlv goes away mid-trace
-        assert handle.wait(20)
-        assert handle.trace.state == "lost"
-        assert handle.trace.reason == f"the connection to {addr} dropped"
-        assert len(handle.frame()) == handle.trace.events >= 3
-    finally:
-        process.kill(remote)
-        if program is not None and pid_alive(program):
-            os.kill(program, signal.SIGKILL)
+def test_remote_socket_drop_keeps_the_events(
+    ip: InteractiveShell, headless_dlv: HeadlessDlv
+) -> None:
+    addr = headless_dlv.addr
+    handle = ip.run_line_magic("dlvtrace", f"--connect {addr} rem")
+    wait_for(lambda: handle.trace.events >= 3, what="a few creations")
+    process.kill(headless_dlv.proc)  # the remote dlv goes away mid-trace
+    assert handle.wait(20)
+    assert handle.trace.state == "lost"
+    assert handle.trace.reason == f"the connection to {addr} dropped"
+    assert len(handle.frame()) == handle.trace.events >= 3
