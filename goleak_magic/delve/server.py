@@ -650,11 +650,7 @@ def for_target(target: Any, *, workdir: Path, dlv: str = "", resume: bool = True
             )
         server = attach(target.pid, workdir=workdir, dlv=dlv)
         _servers[target] = server
-    target.add_closer(server.close)
-    server.acquire()
-    if resume:
-        server.start()
-    return server
+    return _hold(target, server, resume)
 
 
 def register(target: Any, server: DlvServer, *, resume: bool = True) -> DlvServer:
@@ -666,6 +662,11 @@ def register(target: Any, server: DlvServer, *, resume: bool = True) -> DlvServe
             server.close()
             raise GoleakError(f"{target.name} already has a Delve attached.")
         _servers[target] = server
+    return _hold(target, server, resume)
+
+
+def _hold(target: Any, server: DlvServer, resume: bool) -> DlvServer:
+    """The target's new Delve: detached before the target stops, acquired, maybe resumed."""
     target.add_closer(server.close)
     server.acquire()
     if resume:
