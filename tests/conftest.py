@@ -10,8 +10,8 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
@@ -79,34 +79,40 @@ def ip() -> Iterator[InteractiveShell]:
     shell.run_line_magic("config", "GoleakMagics.schedtrace_ms = 500")
 
 
-@dataclass
-class HeadlessDlv:
+class HeadlessDlv(NamedTuple):
     addr: str
     proc: subprocess.Popen[bytes]
 
 
 @pytest.fixture
-def headless_dlv(tmp_path: Path) -> Iterator[HeadlessDlv]:
-    """``dlv exec --headless`` of the spawn example, as someone runs it on a remote host.
-
-    Afterwards dlv and its program are killed (the program outlives a SIGKILLed dlv).
-    """
+def headless_dlv(tmp_path: Path) -> Iterator[Callable[..., HeadlessDlv]]:
+    """Start ``dlv exec --headless`` of the spawn example with the given program args, as
+    someone runs it on a remote host. Afterwards every such dlv and its program are killed
+    (the program outlives a SIGKILLed dlv)."""
     binary = build.build("example:spawn", tmp_path, go=find_go()).binary
-    remote = process.spawn(
-        [find_dlv(), "exec", str(binary), "--headless", "--api-version=2",
-         "--listen=127.0.0.1:0", "--accept-multiclient", "--", "-n", "100000", "-every", "20ms"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
+    started: list[subprocess.Popen[bytes]] = []
+    programs: list[int] = []
+
+    def start(*args: str) -> HeadlessDlv:
+        remote = process.spawn(
+            [find_dlv(), "exec", str(binary), "--headless", "--api-version=2",
+             "--listen=127.0.0.1:0", "--accept-multiclient", "--", *args],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        started.append(remote)
         assert remote.stdout is not None
         addr = re.search(r"listening at: (\S+)", remote.stdout.readline().decode()).group(1)
         # The program is a child of one of dlv's threads (the one that ptraces).
         tasks = Path(f"/proc/{remote.pid}/task")
-        children = [int(c) for t in tasks.iterdir() for c in (t / "children").read_text().split()]
-        yield HeadlessDlv(addr, remote)
-    finally:
+        programs.extend(
+            int(c) for t in tasks.iterdir() for c in (t / "children").read_text().split()
+        )
+        return HeadlessDlv(addr, remote)
+
+    yield start
+    for remote in started:
         process.kill(remote)
-    for pid in children:
+    for pid in programs:
         if pid_alive(pid):
             os.kill(pid, signal.SIGKILL)
 

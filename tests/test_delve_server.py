@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -169,8 +169,8 @@ def test_stopping_the_program_detaches_first(sess: Session) -> None:
     assert t.exit_status is not None and t.exit_status != -signal.SIGTRAP
 
 
-def test_connect_to_a_headless_dlv(sess: Session, headless_dlv: HeadlessDlv) -> None:
-    addr, remote = headless_dlv.addr, headless_dlv.proc
+def test_connect_to_a_headless_dlv(sess: Session, headless_dlv: Callable[..., HeadlessDlv]) -> None:
+    addr, remote = headless_dlv("-n", "100000", "-every", "20ms")
     t = sess.connect_delve(addr, name="remote")
     program = t.meta["remote_pid"]
     assert t.state == "remote" and t.pid is None

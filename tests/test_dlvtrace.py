@@ -6,8 +6,8 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -21,7 +21,7 @@ from goleak_magic.build import examples_dir
 from goleak_magic.delve import server as dlv
 from goleak_magic.delve import tracer
 from goleak_magic.delve.tracer import Stacks, Trace
-from goleak_magic.tools import find_dlv, find_go
+from goleak_magic.tools import find_go
 
 from .conftest import HeadlessDlv, pid_alive, wait_for
 from .test_delve_server import tracer_pid
@@ -236,33 +236,23 @@ def test_unload_detaches_before_stopping(ip: InteractiveShell) -> None:
 
 
 def test_connect_magic_traces_a_remote_program_to_its_exit(
-    ip: InteractiveShell, tmp_path: Path
+    ip: InteractiveShell, headless_dlv: Callable[..., HeadlessDlv]
 ) -> None:
-    binary = build.build("example:spawn", tmp_path, go=find_go()).binary
-    remote = process.spawn(
-        [find_dlv(), "exec", str(binary), "--headless", "--api-version=2",
-         "--listen=127.0.0.1:0", "--accept-multiclient", "--", "-n", "30", "-hold", "1ms"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    try:
-        assert remote.stdout is not None
-        addr = re.search(r"listening at: (\S+)", remote.stdout.readline().decode()).group(1)
-        rows = ip.run_line_magic("dlvtrace", f"--connect {addr} rem --wait")
-        t = goleak_magic.session().targets["rem"]
-        # halted at its first instruction until we connected: every creation is in
-        assert len(at_spawn_site(rows)) == 30
-        assert t.state == "exited" and t.exit_status == 0
-    finally:
-        process.kill(remote)
+    addr, _ = headless_dlv("-n", "30", "-hold", "1ms")
+    rows = ip.run_line_magic("dlvtrace", f"--connect {addr} rem --wait")
+    t = goleak_magic.session().targets["rem"]
+    # halted at its first instruction until we connected: every creation is in
+    assert len(at_spawn_site(rows)) == 30
+    assert t.state == "exited" and t.exit_status == 0
 
 
 def test_remote_socket_drop_keeps_the_events(
-    ip: InteractiveShell, headless_dlv: HeadlessDlv
+    ip: InteractiveShell, headless_dlv: Callable[..., HeadlessDlv]
 ) -> None:
-    addr = headless_dlv.addr
+    addr, remote = headless_dlv("-n", "100000", "-every", "20ms")
     handle = ip.run_line_magic("dlvtrace", f"--connect {addr} rem")
     wait_for(lambda: handle.trace.events >= 3, what="a few creations")
-    process.kill(headless_dlv.proc)  # the remote dlv goes away mid-trace
+    process.kill(remote)  # the remote dlv goes away mid-trace
     assert handle.wait(20)
     assert handle.trace.state == "lost"
     assert handle.trace.reason == f"the connection to {addr} dropped"
