@@ -183,13 +183,7 @@ def test_connect_to_a_headless_dlv(sess: Session, headless_dlv: Callable[..., He
     assert remote.poll() is None and pid_alive(program)
     with rpc.Client(addr) as c:
         assert c.state(non_blocking=True).running
-
-        def halted() -> bool:
-            # A halt that lands as the run begins can be lost (Delve says so): resend.
-            c.send("Command", {"name": "halt"})
-            return not c.state(non_blocking=True).running
-
-        wait_for(halted, what="the remote program to halt")
+        assert not c.halt(timeout=20).running
         assert not [b for b in c.list_breakpoints() if b.id > 0]
 
 

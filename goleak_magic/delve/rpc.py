@@ -24,6 +24,7 @@ import json
 import re
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,8 @@ except ImportError:  # the client also works on a bare Python
         return json.dumps(obj).encode()
 
     _loads = json.loads
+
+HALT_RETRY_S = 0.5  # a halt that lands as a run begins is lost: resend after this long
 
 DEFAULT_TIMEOUT = 60.0
 
@@ -630,8 +633,20 @@ class Client:
         return self.command_async("continue").result(timeout)
 
     def halt(self, timeout: float | None = None) -> DebuggerState:
-        """Stop a running target; a pending ``continue`` returns with the stop too."""
-        return self.command("halt", self.timeout if timeout is None else timeout)
+        """Stop a running target; a pending ``continue`` returns with the stop too.
+
+        A halt that lands as a run begins is lost (Delve clears the request when the run
+        starts), so it is resent every ``HALT_RETRY_S`` until one is answered. Resending
+        in a tight loop instead piles up halts that each take Delve's target lock."""
+        limit = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + limit
+        while True:
+            pending = self.command_async("halt")
+            try:
+                return pending.result(min(HALT_RETRY_S, max(deadline - time.monotonic(), 0.0)))
+            except RPCTimeout:
+                if time.monotonic() >= deadline:
+                    raise RPCTimeout(f"Delve did not halt the target within {limit:g}s") from None
 
     def create_breakpoint(
         self,

@@ -33,7 +33,6 @@ from . import rpc
 
 START_TIMEOUT = 30.0  # dlv reads the binary's DWARF before it answers
 DETACH_TIMEOUT = 10.0
-HALT_RETRY_S = 0.5  # a halt that lands while the target is already stopped is lost: resend
 OUTPUT_LINES = 200
 LISTEN_RE = re.compile(r"API server listening at: (\S+)")
 # One P for an attaching dlv: every ptrace call is handed to one locked OS thread, and
@@ -149,7 +148,7 @@ class DlvServer:
             self._requests.append((fn, reply))
         self._interrupt()
         deadline = time.monotonic() + timeout
-        while not reply.done.wait(HALT_RETRY_S):
+        while not reply.done.wait(rpc.HALT_RETRY_S):
             if self.ended is not None and not reply.done.is_set():
                 raise GoleakError(f"Delve is no longer attached to {self.label} ({self.ended}).")
             if time.monotonic() > deadline:
@@ -306,7 +305,7 @@ class DlvServer:
             return
         if self._runner is not None and self._runner is not threading.current_thread():
             deadline = time.monotonic() + DETACH_TIMEOUT
-            while not self._done.wait(HALT_RETRY_S) and time.monotonic() < deadline:
+            while not self._done.wait(rpc.HALT_RETRY_S) and time.monotonic() < deadline:
                 self._interrupt()
         elif self._runner is None:
             self._finish("detached")
