@@ -77,6 +77,7 @@ def test_recording_renders_in_another_process_without_go_or_dlv(
     assert got["suspects"] == suspects.site.tolist() and got["snapshots"] == 2
     page = (tmp_path / "timeline.html").read_text()
     assert "Bokeh" in page and t.name in page
+    assert f"goroutines of {t.name} (pid {t.pid}, recorded while stopped, saved " in page
     report = (tmp_path / "report.html").read_text()
     assert suspects.site.iloc[0].split()[0] in report
 

@@ -100,12 +100,21 @@ class TimelineData:
 
 
 def title_of(target: Target) -> str:
+    """``goroutines of NAME (pid P, STATE)``; a loaded recording shows the pid and state
+    it was saved with, a --connect target the pid behind the remote dlv."""
+    recorded = target.meta.get("recorded")
+    pid = target.pid or target.meta.get("remote_pid")
     state = target.state
+    if recorded is not None:
+        pid = recorded.get("pid")
+        state = f"recorded while {recorded.get('state')}"
+        if recorded.get("saved_at"):
+            state += f", saved {pd.Timestamp(recorded['saved_at']):%Y-%m-%d %H:%M} UTC"
     if target.exit_status is not None:
         from ..process import describe_status
 
         state += f", {describe_status(target.exit_status)}"
-    return f"goroutines of {target.name} (pid {target.pid}, {state})"
+    return f"goroutines of {target.name} ({f'pid {pid}, ' if pid else ''}{state})"
 
 
 def ms(times: pd.Series) -> np.ndarray:

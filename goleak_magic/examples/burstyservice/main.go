@@ -19,10 +19,11 @@ import (
 	"net/http"
 	_ "net/http/pprof"
 	"os"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"goleak_magic/examples/internal/load"
 )
 
 var (
@@ -31,10 +32,8 @@ var (
 	work         = flag.Duration("work", 150*time.Millisecond, "how long each request works")
 	leakEvery    = flag.Int("leak-every", 150, "one request in this many records an audit event")
 	auditTimeout = flag.Duration("audit-timeout", 5*time.Millisecond, "how long the sink waits")
-	duration     = flag.Duration("duration", 0, "stop after this long (0: run until killed)")
 	fixed        = flag.Bool("fixed", false, "audit sends give up when the sink does")
 	pprofAddr    = flag.String("pprof", "", "serve net/http/pprof on this address (empty: off)")
-	report       = flag.Duration("report", time.Second, "print the live goroutine count this often")
 )
 
 var served, audited atomic.Int64
@@ -93,25 +92,7 @@ func main() {
 		fmt.Printf("pprof=http://%s/debug/pprof/\n", ln.Addr())
 		go http.Serve(ln, nil)
 	}
-	tick := time.NewTicker(time.Duration(float64(time.Second) / *rate))
-	defer tick.Stop()
-	rep := time.NewTicker(*report)
-	defer rep.Stop()
-	var stop <-chan time.Time
-	if *duration > 0 {
-		stop = time.After(*duration)
-	}
-	next := int64(1)
-	for {
-		select {
-		case <-tick.C:
-			go serveBurst(next)
-			next += int64(*burst)
-		case <-rep.C:
-			fmt.Printf("goroutines=%d\n", runtime.NumGoroutine())
-		case <-stop:
-			fmt.Printf("goroutines=%d\n", runtime.NumGoroutine())
-			return
-		}
+	for n := range load.Ticks(*rate) {
+		go serveBurst(int64(n-1)*int64(*burst) + 1)
 	}
 }

@@ -20,18 +20,17 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"runtime"
 	"sync/atomic"
 	"time"
+
+	"goleak_magic/examples/internal/load"
 )
 
 var (
 	mode     = flag.String("mode", "nocancel", "nocancel or unwatched")
 	rate     = flag.Float64("rate", 20, "jobs started per second")
-	duration = flag.Duration("duration", 0, "stop after this long (0: run until killed)")
 	deadline = flag.Duration("deadline", 20*time.Millisecond, "each job's deadline (unwatched)")
 	fixed    = flag.Bool("fixed", false, "cancel contexts / watch ctx.Done()")
-	report   = flag.Duration("report", time.Second, "print the live goroutine count this often")
 )
 
 var done atomic.Int64 // a sign of life, nothing reads it
@@ -88,23 +87,7 @@ func main() {
 	}
 	base, stopAll := context.WithCancel(context.Background()) // lives as long as the server
 	defer stopAll()
-	tick := time.NewTicker(time.Duration(float64(time.Second) / *rate))
-	defer tick.Stop()
-	rep := time.NewTicker(*report)
-	defer rep.Stop()
-	var stop <-chan time.Time
-	if *duration > 0 {
-		stop = time.After(*duration)
-	}
-	for id := 1; ; id++ {
-		select {
-		case <-tick.C:
-			go job(base, id)
-		case <-rep.C:
-			fmt.Printf("goroutines=%d\n", runtime.NumGoroutine())
-		case <-stop:
-			fmt.Printf("goroutines=%d\n", runtime.NumGoroutine())
-			return
-		}
+	for id := range load.Ticks(*rate) {
+		go job(base, id)
 	}
 }

@@ -8,18 +8,16 @@ package main
 
 import (
 	"flag"
-	"fmt"
-	"runtime"
 	"sync/atomic"
 	"time"
+
+	"goleak_magic/examples/internal/load"
 )
 
 var (
 	rate     = flag.Float64("rate", 20, "jobs started per second")
-	duration = flag.Duration("duration", 0, "stop after this long (0: run until killed)")
 	interval = flag.Duration("interval", 50*time.Millisecond, "poll interval of each worker")
 	fixed    = flag.Bool("fixed", false, "stop each worker when its job ends")
-	report   = flag.Duration("report", time.Second, "print the live goroutine count this often")
 )
 
 var polls atomic.Int64 // a sign of life, nothing reads it
@@ -50,23 +48,7 @@ func job() {
 
 func main() {
 	flag.Parse()
-	tick := time.NewTicker(time.Duration(float64(time.Second) / *rate))
-	defer tick.Stop()
-	rep := time.NewTicker(*report)
-	defer rep.Stop()
-	var stop <-chan time.Time
-	if *duration > 0 {
-		stop = time.After(*duration)
-	}
-	for {
-		select {
-		case <-tick.C:
-			go job()
-		case <-rep.C:
-			fmt.Printf("goroutines=%d\n", runtime.NumGoroutine())
-		case <-stop:
-			fmt.Printf("goroutines=%d\n", runtime.NumGoroutine())
-			return
-		}
+	for range load.Ticks(*rate) {
+		go job()
 	}
 }

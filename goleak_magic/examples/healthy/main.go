@@ -4,18 +4,16 @@ package main
 
 import (
 	"flag"
-	"fmt"
-	"runtime"
 	"sync"
 	"time"
+
+	"goleak_magic/examples/internal/load"
 )
 
 var (
-	rate     = flag.Float64("rate", 4, "bursts per second")
-	burst    = flag.Int("burst", 200, "workers per burst")
-	work     = flag.Duration("work", 100*time.Millisecond, "how long each worker runs")
-	duration = flag.Duration("duration", 0, "stop after this long (0: run until killed)")
-	report   = flag.Duration("report", time.Second, "print the live goroutine count this often")
+	rate  = flag.Float64("rate", 4, "bursts per second")
+	burst = flag.Int("burst", 200, "workers per burst")
+	work  = flag.Duration("work", 100*time.Millisecond, "how long each worker runs")
 )
 
 func fanOut(n int) {
@@ -37,23 +35,7 @@ func fanOut(n int) {
 
 func main() {
 	flag.Parse()
-	tick := time.NewTicker(time.Duration(float64(time.Second) / *rate))
-	defer tick.Stop()
-	rep := time.NewTicker(*report)
-	defer rep.Stop()
-	var stop <-chan time.Time
-	if *duration > 0 {
-		stop = time.After(*duration)
-	}
-	for {
-		select {
-		case <-tick.C:
-			go fanOut(*burst)
-		case <-rep.C:
-			fmt.Printf("goroutines=%d\n", runtime.NumGoroutine())
-		case <-stop:
-			fmt.Printf("goroutines=%d\n", runtime.NumGoroutine())
-			return
-		}
+	for range load.Ticks(*rate) {
+		go fanOut(*burst)
 	}
 }

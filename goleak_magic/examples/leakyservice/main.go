@@ -15,17 +15,16 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"runtime"
 	"time"
+
+	"goleak_magic/examples/internal/load"
 )
 
 var (
-	rate     = flag.Float64("rate", 50, "requests per second sent by the built-in client")
-	duration = flag.Duration("duration", 0, "stop after this long (0: run until killed)")
-	timeout  = flag.Duration("timeout", 20*time.Millisecond, "handler timeout")
-	slow     = flag.Float64("slow", 0.3, "fraction of backend queries slower than the timeout")
-	fixed    = flag.Bool("fixed", false, "use a buffered channel so timed-out queries can finish")
-	report   = flag.Duration("report", time.Second, "print the live goroutine count this often")
+	rate    = flag.Float64("rate", 50, "requests per second sent by the built-in client")
+	timeout = flag.Duration("timeout", 20*time.Millisecond, "handler timeout")
+	slow    = flag.Float64("slow", 0.3, "fraction of backend queries slower than the timeout")
+	fixed   = flag.Bool("fixed", false, "use a buffered channel so timed-out queries can finish")
 )
 
 func query(slowQuery bool) string {
@@ -68,28 +67,12 @@ func main() {
 
 	url := "http://" + ln.Addr().String() + "/query"
 	client := &http.Client{Timeout: 5 * time.Second}
-	tick := time.NewTicker(time.Duration(float64(time.Second) / *rate))
-	defer tick.Stop()
-	rep := time.NewTicker(*report)
-	defer rep.Stop()
-	var stop <-chan time.Time
-	if *duration > 0 {
-		stop = time.After(*duration)
-	}
-	for {
-		select {
-		case <-tick.C:
-			go func() {
-				resp, err := client.Get(url)
-				if err == nil {
-					resp.Body.Close()
-				}
-			}()
-		case <-rep.C:
-			fmt.Printf("goroutines=%d\n", runtime.NumGoroutine())
-		case <-stop:
-			fmt.Printf("goroutines=%d\n", runtime.NumGoroutine())
-			return
-		}
+	for range load.Ticks(*rate) {
+		go func() {
+			resp, err := client.Get(url)
+			if err == nil {
+				resp.Body.Close()
+			}
+		}()
 	}
 }

@@ -19,19 +19,18 @@ import (
 	"fmt"
 	"math/rand"
 	"os"
-	"runtime"
 	"sync"
 	"time"
+
+	"goleak_magic/examples/internal/load"
 )
 
 var (
-	mode     = flag.String("mode", "waitgroup", "waitgroup or mutex")
-	rate     = flag.Float64("rate", 10, "batches started per second")
-	workers  = flag.Int("workers", 4, "workers per batch")
-	failure  = flag.Float64("fail", 0.1, "probability that a worker fails")
-	duration = flag.Duration("duration", 0, "stop after this long (0: run until killed)")
-	fixed    = flag.Bool("fixed", false, "release with defer on every path")
-	report   = flag.Duration("report", time.Second, "print the live goroutine count this often")
+	mode    = flag.String("mode", "waitgroup", "waitgroup or mutex")
+	rate    = flag.Float64("rate", 10, "batches started per second")
+	workers = flag.Int("workers", 4, "workers per batch")
+	failure = flag.Float64("fail", 0.1, "probability that a worker fails")
+	fixed   = flag.Bool("fixed", false, "release with defer on every path")
 )
 
 func work() error {
@@ -101,23 +100,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "-mode must be waitgroup or mutex, not %q\n", *mode)
 		os.Exit(2)
 	}
-	tick := time.NewTicker(time.Duration(float64(time.Second) / *rate))
-	defer tick.Stop()
-	rep := time.NewTicker(*report)
-	defer rep.Stop()
-	var stop <-chan time.Time
-	if *duration > 0 {
-		stop = time.After(*duration)
-	}
-	for {
-		select {
-		case <-tick.C:
-			go start()
-		case <-rep.C:
-			fmt.Printf("goroutines=%d\n", runtime.NumGoroutine())
-		case <-stop:
-			fmt.Printf("goroutines=%d\n", runtime.NumGoroutine())
-			return
-		}
+	for range load.Ticks(*rate) {
+		go start()
 	}
 }
