@@ -143,7 +143,7 @@ def test_live_timeline_renders_and_grows_in_jupyterlab(
         ticks = int(re.search(r"([\d,]+) sched ticks", done.inner_text()).group(1).replace(",", ""))
         # every tick recorded is a point of the line, once (no lost or doubled stream)
         wait_for(
-            lambda: page.evaluate(JS_LENGTHS, ["counts", LIVE])[0] == ticks, 10, "the last ticks"
+            lambda: page.evaluate(JS_LENGTHS, ["counts", LIVE])[0] == ticks, 30, "the last ticks"
         )
         page.screenshot(path=artifacts / "jupyterlab_live_stopped.png")
         assert [e for e in errors if "bokeh" in e.lower() or "view" in e.lower()] == []
