@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 from . import agent as agent_mod
 from .errors import GoleakError
-from .tools import binary_go_version, check_go, go_version, parse_go_version
+from .tools import binary_go_version, check_go, parse_go_version
 
 EXAMPLE_PREFIX = "example:"
 COMPILER_LINES = 8
@@ -33,9 +32,7 @@ class Built:
     binary: Path
     kind: str  # "package", "file", "test", "example", "binary"
     spec: str
-    source_dir: Path | None = None
     go_version: str | None = None
-    build_cmd: list[str] = field(default_factory=list)
     agent: bool = False  # the pprof agent was compiled in (see goleak_magic.agent)
 
 
@@ -104,16 +101,16 @@ def build(
                 f"{spec} is not a Go binary ('go version' cannot read its build info); "
                 "goleak_magic works on Go programs only."
             )
-        return Built(where, kind, spec, None, version)
-    go_ver = check_go(go)
+        return Built(where, kind, spec, version)
+    build_env = {**os.environ, **(env or {})}
+    # the toolchain that builds (an --env GOTOOLCHAIN included) is the one checked
+    go_ver = check_go(go, build_env.get("GOTOOLCHAIN", ""))
     name = Path(pkg[0]).stem if kind in ("file", "example") else where.name
     binary = out_dir / f"{name or 'main'}-{len(list(out_dir.iterdir()))}"
     cmd = [go, "test", "-c"] if kind == "test" else [go, "build"]
     cmd += ["-o", str(binary)]
-    build_env = {**os.environ, **(env or {})}
     if agent:
-        overlay, pkg = _add_agent(go, kind, where, pkg, out_dir, overlay, build_env)
-    if overlay is not None:
+        overlay, pkg = _add_agent(go, go_ver, kind, where, pkg, out_dir, build_env)
         cmd.append(f"-overlay={overlay}")
     cmd += pkg
     proc = subprocess.run(cmd, cwd=where, capture_output=True, text=True, env=build_env)
@@ -126,29 +123,25 @@ def build(
             + (f" (+{more} more lines)" if more > 0 else "")
             + " — fix it and run %golaunch again."
         )
-    return Built(binary, kind, spec, where, go_ver, cmd, agent=agent)
+    return Built(binary, kind, spec, go_ver, agent=agent)
 
 
 def _add_agent(
     go: str,
+    go_ver: str,
     kind: str,
     where: Path,
     pkg: list[str],
     out_dir: Path,
-    overlay: Path | None,
     build_env: dict[str, str],
 ) -> tuple[Path, list[str]]:
-    """The overlay (merged with the caller's) and package args that compile the agent in."""
+    """The overlay and package args that compile the agent in."""
     package = _package_name(go, where, build_env) if kind == "test" else "main"
     pkg_dir = (where / pkg[0]).resolve() if kind == "example" else where
     spec, name = agent_mod.overlay(pkg_dir, out_dir, package)
-    if overlay is not None:
-        merged = json.loads(overlay.read_text())
-        merged.setdefault("Replace", {}).update(json.loads(spec.read_text())["Replace"])
-        spec.write_text(json.dumps(merged))
     if kind == "file":  # a file-list build compiles only the files it names
         pkg = [*pkg, name]
-    version = parse_go_version(go_version(go, build_env.get("GOTOOLCHAIN", "")))
+    version = parse_go_version(go_ver)
     if version is not None and version[0] == 26:  # built in from Go 1.27
         experiments = [e for e in build_env.get("GOEXPERIMENT", "").split(",") if e]
         if LEAK_EXPERIMENT not in experiments:

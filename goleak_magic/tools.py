@@ -54,9 +54,12 @@ def go_version(go: str, toolchain: str = "") -> str:
     return version
 
 
-def check_go(go: str) -> str:
-    """The Go version, or a GoleakError if it is older than we support."""
-    version = go_version(go, os.environ.get("GOTOOLCHAIN", ""))
+def check_go(go: str, toolchain: str | None = None) -> str:
+    """The Go version (of ``toolchain``, by default $GOTOOLCHAIN), or a GoleakError if it is
+    older than we support."""
+    if toolchain is None:
+        toolchain = os.environ.get("GOTOOLCHAIN", "")
+    version = go_version(go, toolchain)
     minor = parse_go_version(version)[0]  # type: ignore[index]
     if minor < MIN_GO_MINOR:
         raise GoleakError(

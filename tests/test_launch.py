@@ -213,6 +213,10 @@ def test_go_too_old(sess: Session, monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(GoleakError) as e:
         sess.launch("example:spawn")
     assert "needs Go 1.22 or newer" in one_sentence(e.value)
+    monkeypatch.delenv("GOTOOLCHAIN")
+    with pytest.raises(GoleakError) as e:  # the toolchain the build would use is the one checked
+        sess.launch("example:spawn", env={"GOTOOLCHAIN": "go1.21.13"})
+    assert "go1.21.13" in one_sentence(e.value) and "needs Go 1.22" in one_sentence(e.value)
 
 
 def test_duplicate_name_and_unknown_stop(sess: Session) -> None:
