@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from . import agent, tables
+from .delve.rpc import G_SCAN, G_STATUS
 from .errors import GoleakError
 
 # Status words the runtime prints when a goroutine is not waiting (gStatusStrings);
@@ -413,10 +414,9 @@ def to_frame(
 
 
 # ---- Delve's goroutine list ---------------------------------------------------------------
-# Delve's status numbers (runtime._G*); the wait reason, when waiting, overrides the word.
-DELVE_STATUS = {0: "idle", 1: "runnable", 2: "running", 3: "syscall", 4: "waiting", 6: "dead",
-                8: "copystack", 9: "preempted", 10: "leaked", 11: "dead"}  # fmt: skip
-G_SCAN = 0x1000
+# Delve's status numbers (runtime._G*, named in delve.rpc); the wait reason, when waiting,
+# overrides the word. _Gdeadextra is as dead as _Gdead for a listing.
+DELVE_STATUS = {**G_STATUS, 11: "dead"}
 # Goroutines a dump leaves out (runtime.isSystemGoroutine): started at a runtime.* entry.
 USER_RUNTIME_STARTS = frozenset(["runtime.main", "runtime.corostart"])
 

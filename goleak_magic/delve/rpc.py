@@ -180,15 +180,6 @@ class Variable:
             unreadable=d.get("unreadable", ""),
         )
 
-    def int(self) -> int | None:
-        """The value as an int, None if unreadable or not a number."""
-        if self.unreadable:
-            return None
-        try:
-            return int(self.value)
-        except ValueError:
-            return None
-
     def text(self, depth: int = 2) -> str:
         """The value on one line, roughly as Delve prints it (``chan int 0/10``,
         ``(*T)(0xc000010000)``, ``"abc"``, ``T {A: 1, B: "x"}``)."""
@@ -620,10 +611,6 @@ class Client:
         """The debugger state; with ``non_blocking`` it answers even while the target runs."""
         out = self.call("State", {"NonBlocking": non_blocking}, timeout)
         return DebuggerState.from_json(out["State"] or {})
-
-    def command(self, name: str, timeout: float | None = None, **extra: Any) -> DebuggerState:
-        """Run ``Command`` (``continue``, ``next``, ``halt``, ...) and wait for the stop."""
-        return self.command_async(name, **extra).result(timeout)
 
     def command_async(self, name: str, **extra: Any) -> StateCall:
         return StateCall(self.send("Command", {"name": name, **extra}))

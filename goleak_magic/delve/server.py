@@ -22,7 +22,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -275,7 +275,7 @@ class DlvServer:
             status = self.proc.wait(5)
         except subprocess.TimeoutExpired:
             return "the connection to dlv dropped"
-        said = [ln for ln in self.output if ln and not LISTEN_RE.search(ln)][-3:]
+        said = _dlv_said(self.output)[-3:]
         tail = f": {' | '.join(said)}" if said else ""
         return (
             f"dlv died ({process.describe_status(status)}{tail}); the program still holds "
@@ -382,7 +382,7 @@ def exec_binary(
     return _launch(argv, label=Path(binary).name, pid=None, kill_on_close=True)
 
 
-def connect(address: str, *, timeout: float = 10.0) -> DlvServer:
+def connect(address: str) -> DlvServer:
     """An already running ``dlv --headless --api-version=2`` (e.g. on a remote host),
     its program halted (as after an attach) until ``start()``."""
     unreachable = (
@@ -391,7 +391,7 @@ def connect(address: str, *, timeout: float = 10.0) -> DlvServer:
         "address."
     )
     try:
-        client = rpc.Client(address, timeout=max(timeout, rpc.DEFAULT_TIMEOUT))
+        client = rpc.Client(address)
     except ValueError as e:
         raise GoleakError(
             f"--connect takes HOST:PORT or unix:/path of a headless dlv, not '{address}'."
@@ -505,8 +505,13 @@ def _start_error(
         _drain(proc, output)
     else:
         drainer.join(5)  # it reads dlv's last words: let it finish
-    text = " | ".join(ln for ln in output if ln and not LISTEN_RE.search(ln)) or "no output"
+    text = " | ".join(_dlv_said(output)) or "no output"
     return GoleakError(attach_advice(pid, text) if pid is not None else _exec_advice(text))
+
+
+def _dlv_said(output: Iterable[str]) -> list[str]:
+    """What dlv printed, less its 'API server listening' line."""
+    return [ln for ln in output if ln and not LISTEN_RE.search(ln)]
 
 
 def attach_advice(pid: int, dlv_says: str) -> str:
@@ -640,8 +645,8 @@ def for_target(target: Any, *, workdir: Path, dlv: str = "", resume: bool = True
     every new server from the kernel's main thread (process.spawn's rule).
     """
     with _servers_lock:
-        server = _servers.get(target)
-        if server is not None and server.alive and not server._closing:
+        server = current(target)
+        if server is not None:
             return server.acquire()
         if not target.alive or target.pid is None:
             raise GoleakError(
@@ -656,8 +661,7 @@ def register(target: Any, server: DlvServer, *, resume: bool = True) -> DlvServe
     """Make ``server`` (e.g. from ``connect``) the target's Delve, acquired; ``resume``
     as in ``for_target``."""
     with _servers_lock:
-        old = _servers.get(target)
-        if old is not None and old.alive and not old._closing:
+        if current(target) is not None:
             server.close()
             raise GoleakError(f"{target.name} already has a Delve attached.")
         _servers[target] = server
@@ -674,7 +678,8 @@ def _hold(target: Any, server: DlvServer, resume: bool) -> DlvServer:
 
 
 def current(target: Any) -> DlvServer | None:
-    """The target's live Delve, if one is attached."""
+    """The target's live Delve, if one is attached (callers that then replace it hold
+    ``_servers_lock``)."""
     server = _servers.get(target)
     return server if server is not None and server.alive and not server._closing else None
 
