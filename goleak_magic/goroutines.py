@@ -331,9 +331,9 @@ class DumpParser:
             "created_at": per([x.created_at for x in stacks], codes, "string"),
             "parent_goid": pd.arrays.IntegerArray(parent, parent < 0),
             "start_func": per([x.start_func for x in stacks], codes, "string"),
-            "labels": _objects([x.labels for x in hdr])[h],
+            "labels": tables.objects([x.labels for x in hdr])[h],
             "leaked": np.array([x.leaked for x in hdr], bool)[h],
-            "stack": _objects([x.frames if self.stacks else None for x in stacks])[codes],
+            "stack": tables.objects([x.frames if self.stacks else None for x in stacks])[codes],
         }
 
     @staticmethod
@@ -375,14 +375,6 @@ class DumpParser:
 
 
 _NO_HEADER = Header("unknown", None, None, False, False, None, False)  # dropped rows only
-
-
-def _objects(values: list[Any]) -> np.ndarray:
-    """A 1-d object array (numpy would make equal-length tuples a 2-d one)."""
-    out = np.empty(len(values), object)
-    for i, v in enumerate(values):
-        out[i] = v
-    return out
 
 
 def parse_dump(data: bytes | str, *, stacks: bool = False) -> tuple[dict[str, Any], DumpParser]:
@@ -506,9 +498,9 @@ def from_delve(
             ["main.main" if m else g.start_loc.function for g, m in zip(rows, main, strict=True)],
             dtype="string",
         ),
-        "labels": _objects([dict(g.labels) if g.labels else None for g in rows]),
+        "labels": tables.objects([dict(g.labels) if g.labels else None for g in rows]),
         "leaked": np.array([st == "leaked" for st in status], bool),
-        "stack": _objects(frames),
+        "stack": tables.objects(frames),
     }
 
 

@@ -308,7 +308,7 @@ class Session:
         target = self.get(name)
         have = len(target.meta.get("snapshots", []))
         if have < min_snapshots and target.alive:
-            series = snap.Series(target, every, min_snapshots - have)
+            series = self.snapshot(name, every=every, count=min_snapshots - have)
             series.wait()
             if series.error and not series.snapshots:
                 raise GoleakError(series.error)

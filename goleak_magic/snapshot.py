@@ -143,7 +143,6 @@ def take(
         if taken.cols is not None:
             df = gparse.to_frame(taken.cols, snapshot=snap_id, time=when, source=taken.source)
             target.tables["goroutines"].add(df)  # type: ignore[union-attr]
-            target.suspects_stale = True
         else:
             df = tables.empty("goroutines")
         notes = list(taken.notes)
@@ -274,10 +273,7 @@ def _finish(
             f"the {source} of {target.name} answered without a goroutine dump; check that "
             "it serves runtime/pprof (net/http/pprof)."
         )
-    notes = []
-    if parser.malformed:
-        notes.append(f"{parser.malformed:,} goroutine blocks could not be read and were skipped")
-    return _Taken(cols, source, leak, paused, parser.malformed, notes=notes)
+    return _Taken(cols, source, leak, paused, parser.malformed)  # the summary counts skipped blocks
 
 
 def _require_alive(target: Target) -> None:

@@ -114,14 +114,6 @@ def _decode(text: Any) -> Any:
     return None if _is_missing(text) else _tuples(json.loads(text))
 
 
-def _objects(values: list[Any]) -> np.ndarray:
-    """A 1-d object array of ``values`` (np.array would turn equal-length tuples into 2-d)."""
-    out = np.empty(len(values), dtype=object)
-    for i, v in enumerate(values):
-        out[i] = v
-    return out
-
-
 def _encode_column(s: pd.Series) -> np.ndarray:
     """JSON text (or None) per value; each distinct value is encoded once."""
     out = np.full(len(s), None, dtype=object)
@@ -132,7 +124,7 @@ def _encode_column(s: pd.Series) -> np.ndarray:
     except TypeError:  # unhashable values (labels dicts): one by one
         out[present] = [_encode(v) for v in values]
         return out
-    out[present] = _objects([_encode(u) for u in uniques])[codes]
+    out[present] = tables.objects([_encode(u) for u in uniques])[codes]
     return out
 
 
@@ -140,9 +132,9 @@ def _decode_column(s: pd.Series) -> np.ndarray:
     """The values back from their JSON text; each distinct text is decoded once."""
     codes, uniques = pd.factorize(s)  # missing -> code -1 -> the trailing None
     decoded = [_decode(u) for u in uniques]
-    out = _objects([*decoded, None])[codes]
+    out = tables.objects([*decoded, None])[codes]
     if any(isinstance(v, dict) for v in decoded):  # mutable: each row gets its own copy
-        out = _objects([dict(v) if isinstance(v, dict) else v for v in out])
+        out = tables.objects([dict(v) if isinstance(v, dict) else v for v in out])
     return out
 
 
@@ -403,7 +395,7 @@ def to_target(rec: Recording, name: str, settings: Settings) -> Target:
             rows.extend(df.to_dict("records"))
         # Rows the live target had already let go of stay counted as dropped.
         rows.appended += int(man["tables"].get(kind, {}).get("dropped", 0))
-    target.suspects_frame = frames["suspects"]
+    target.keep_suspects(frames["suspects"])
     target.restore(
         (t.timestamp(), str(s), str(ln))
         for t, s, ln in zip(log["time"], log["stream"], log["line"], strict=True)

@@ -47,6 +47,7 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 TIME = "datetime64[ns, UTC]"
@@ -181,6 +182,14 @@ def conform(kind: str, df: pd.DataFrame) -> pd.DataFrame:
             s = s.astype(dtype)
         out[col] = s
     return pd.DataFrame(out, index=pd.RangeIndex(len(df)))
+
+
+def objects(values: list[Any]) -> np.ndarray:
+    """A 1-d object array of ``values`` (np.array would turn equal-length tuples into 2-d)."""
+    out = np.empty(len(values), dtype=object)
+    for i, v in enumerate(values):
+        out[i] = v
+    return out
 
 
 class RowLog:

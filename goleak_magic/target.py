@@ -71,14 +71,13 @@ class Target:
         self.started_at: pd.Timestamp | None = None
         self.ended_at: pd.Timestamp | None = None
         self.meta: dict[str, Any] = {}
+        # Snapshots arrive as whole DataFrames (see goleak_magic.snapshot), the rest as rows.
         self.tables: dict[str, tables.RowLog | tables.FrameLog] = {
-            k: tables.RowLog(k, settings.max_rows) for k in TABLE_KINDS
+            k: (tables.FrameLog if k == "goroutines" else tables.RowLog)(k, settings.max_rows)
+            for k in TABLE_KINDS
         }
-        # Snapshots arrive as whole DataFrames (see goleak_magic.snapshot).
-        self.tables["goroutines"] = tables.FrameLog("goroutines", settings.max_rows)
-        self.suspects_frame = tables.empty("suspects")
-        # A new snapshot makes the ranking stale (goleak_magic.snapshot sets this).
-        self.suspects_stale = False
+        # (goroutine rows appended when ranked, the ranking): stale once a snapshot is added
+        self._suspects: tuple[int, pd.DataFrame] = (0, tables.empty("suspects"))
         self.malformed_lines = 0
         # One bounded buffer per stream, so a flood on one never evicts the other's tail.
         self._log: dict[str, deque[tuple[float, str]]] = {}
@@ -112,10 +111,14 @@ class Target:
     @property
     def suspects(self) -> pd.DataFrame:
         """Leak suspects ranked from the snapshots (``goleak_magic.analysis``)."""
-        if self.suspects_stale:
-            self.suspects_frame = analysis.suspects(self.goroutines)
-            self.suspects_stale = False
-        return self.suspects_frame.copy()
+        n = self.tables["goroutines"].appended  # read first: a snapshot added meanwhile re-ranks
+        if self._suspects[0] != n:
+            self._suspects = (n, analysis.suspects(self.goroutines))
+        return self._suspects[1].copy()
+
+    def keep_suspects(self, df: pd.DataFrame) -> None:
+        """Use ``df`` as the ranking of the snapshots held now (a recording's, as saved)."""
+        self._suspects = (self.tables["goroutines"].appended, df)
 
     # ---- launch ---------------------------------------------------------------------
     def launch(

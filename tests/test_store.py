@@ -108,7 +108,7 @@ def test_object_columns_round_trip(tmp_path: Path) -> None:
     t.tables["waits"] = store.tables.RowLog("waits", maxlen=2)
     t.tables["waits"].extend({"time": i, "t_ms": i, "wait_reason": "sleep", "count": 1}
                              for i in range(5))  # fmt: skip
-    t.suspects_frame = store.tables.frame("suspects", suspects)
+    t.keep_suspects(store.tables.frame("suspects", suspects))
     path = store.save(t, tmp_path / "objects.goleak")
     r = Session().load(path)
     for kind in (*TABLE_KINDS, "suspects"):
