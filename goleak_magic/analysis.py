@@ -105,10 +105,18 @@ NO_SITE = "(no creator: main or runtime)"
 
 
 def goroutine_sites(g: pd.DataFrame) -> pd.Series:
-    """Each row's creation site, ``created_by created_at`` (NA without a creator)."""
-    site = g["created_by"].fillna("") + " " + g["created_at"].fillna("")
-    site = site.str.strip()
-    return site.mask(site == "", pd.NA).astype("string")
+    """Each row's creation site, ``created_by created_at`` (NA without a creator).
+
+    Built once per distinct (created_by, created_at): a snapshot series has millions of
+    rows but few sites.
+    """
+    key = g[["created_by", "created_at"]]
+    group = key.groupby(list(key), dropna=False, sort=False).ngroup().to_numpy()
+    first = pd.Series(np.arange(len(g))).groupby(group).first().sort_index().to_numpy()
+    u = g.iloc[first]
+    site = (u["created_by"].fillna("") + " " + u["created_at"].fillna("")).str.strip()
+    per_group = site.mask(site == "", pd.NA).to_numpy(object)
+    return pd.Series(per_group[group], index=g.index, dtype="string")
 
 
 def short_loc(frame: str) -> str:

@@ -128,20 +128,34 @@ def latest(target: Target) -> Tracing | None:
     return _latest.get(target)
 
 
-def live_set(target: Target, trace: Trace | None) -> tuple[frozenset[int], int] | None:
+Listing = tuple[frozenset[int], int]  # live goroutine ids, and when (ns) they were listed
+
+
+def trace_listing(trace: Trace | None) -> Listing | None:
+    """Delve's listing of the live goroutines as ``trace`` ended (None: no such listing)."""
+    goids = None if trace is None else trace.live_goids
+    if goids is None or trace.live_at_ns is None:  # type: ignore[union-attr]
+        return None
+    return goids, trace.live_at_ns  # type: ignore[union-attr]
+
+
+def newest_listing(listing: Listing | None, last: pd.DataFrame) -> tuple[Listing | None, bool]:
+    """The newer of ``listing`` and the last snapshot's rows ``last`` (the snapshot on a
+    tie), and whether it is the snapshot."""
+    if not len(last):
+        return listing, False
+    snap_at = int(last["time"].max().value)
+    if listing is None or snap_at >= listing[1]:
+        return (frozenset(last["goid"].tolist()), snap_at), True
+    return listing, False
+
+
+def live_set(target: Target, trace: Trace | None) -> Listing | None:
     """The newest known set of live goroutine ids, and when it was taken: the trace's
     closing listing or the target's latest snapshot, whichever is newer."""
-    best = None
-    if trace is not None and trace.live_goids is not None and trace.live_at_ns is not None:
-        best = (trace.live_goids, trace.live_at_ns)
-    g = target.tables["goroutines"]
-    if len(g):
-        df = g.frame()
-        last = df[df["snapshot"] == df["snapshot"].max()]
-        at = int(last["time"].max().value)
-        if best is None or at > best[1]:
-            best = (frozenset(int(x) for x in last["goid"]), at)
-    return best
+    df = target.goroutines
+    last = df[df["snapshot"] == df["snapshot"].max()] if len(df) else df
+    return newest_listing(trace_listing(trace), last)[0]
 
 
 def sites(

@@ -14,7 +14,7 @@ from bokeh.models import CustomJS, DataTable, Div
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
-from goleak_magic import tables
+from goleak_magic import analysis, tables
 from goleak_magic.errors import GoleakError
 from goleak_magic.session import Session
 from goleak_magic.viz import LiveTimeline, StaticTimeline, export, layout, live, model
@@ -327,9 +327,7 @@ def test_snapshots_without_detail_fill_counts_alive_and_the_table(sess: Session)
     assert sites["wait_reason"][0] == "chan send"
     agg = data.sources["agg"]
     leak = agg["site"] == 0
-    first_seen = g.drop_duplicates("goid")
-    assert (
-        agg["created"][leak].sum() == (model.goroutine_sites(first_seen) == sites["site"][0]).sum()
-    )
+    first_seen = analysis.goroutine_sites(g.drop_duplicates("goid")).fillna(analysis.NO_SITE)
+    assert agg["created"][leak].sum() == (first_seen == sites["site"][0]).sum()
     fig = layout.build(data, "t")
     assert fig.panels == ["counts", "sched", "alive", "heat"]

@@ -42,12 +42,13 @@ from bokeh.models import (
 from bokeh.palettes import Blues256
 from bokeh.plotting import figure
 
+from ..analysis import short_loc
 from .model import (
     SCHED_LINES,
     STATES,
     TimelineData,
     describe_ms,
-    short_site,
+    heat_high,
 )
 
 # Colour-blind-safe (Okabe-Ito) for the top sites; grey for the rest.
@@ -103,7 +104,6 @@ class TimelineFigure:
     slot_hovers: dict[str, list[HoverTool]]
     reasons: FactorRange | None
     heat_mapper: LogColorMapper | None
-    bin_ms: int
     callbacks: dict[str, CustomJS] = field(default_factory=dict)
     panels: list[str] = field(default_factory=list)
 
@@ -222,7 +222,6 @@ def build(data: TimelineData, title: str, *, live: bool = False) -> TimelineFigu
         slot_hovers=parts.hovers,
         reasons=parts.reasons,
         heat_mapper=parts.mapper,
-        bin_ms=data.bin_ms,
         callbacks=callbacks,
         panels=panels,
     )
@@ -334,7 +333,7 @@ def _heat_panel(parts: _Parts) -> Any:
     """Time x wait reason, colour = goroutines in that state (log scale)."""
     data = parts.data
     parts.reasons = FactorRange(factors=list(reversed(data.reasons)))
-    high = max(2.0, float(max(data.sources["heat"]["count"], default=2)))
+    high = heat_high(data)
     parts.mapper = LogColorMapper(palette=Blues256[::-1][40:], low=1, high=high)
     p = parts.figure("heat", max(170, 90 + 18 * len(data.reasons)), y_range=parts.reasons)
     fill = {"field": "count", "transform": parts.mapper}
@@ -403,7 +402,7 @@ def _slot_legend(parts: _Parts, p: Any, panel: str, renderers: list[tuple[Any, .
     items, hovers = [], []
     for i, rs in enumerate(renderers):
         items.append(
-            LegendItem(label=short_site(groups[i]), renderers=list(rs), visible=bool(groups[i]))
+            LegendItem(label=short_loc(groups[i]), renderers=list(rs), visible=bool(groups[i]))
         )
         hovers.append(
             HoverTool(

@@ -21,9 +21,10 @@ import numpy as np
 from bokeh.core.properties import value
 from jupyter_bokeh import BokehModel
 
+from ..analysis import short_loc
 from . import model
 from .layout import TimelineFigure, notes_html, panel_title, slot_tooltips, window_args
-from .model import Recording, TimelineData, short_site
+from .model import Recording, TimelineData, heat_high
 
 if TYPE_CHECKING:
     from ..target import Target
@@ -74,7 +75,6 @@ def apply(fig: TimelineFigure, data: TimelineData, title: str) -> dict[str, str]
     for cb in fig.callbacks.values():
         if any(cb.args.get(k) != v for k, v in consts.items()):
             cb.args = {**cb.args, **consts}
-    fig.bin_ms = data.bin_ms
     # sites before agg: the table refresh that agg's change triggers reads both
     for name in ("sites", *[k for k in data.sources if k not in ("sites", "table", "window")]):
         source = fig.sources[name]
@@ -91,8 +91,8 @@ def apply(fig: TimelineFigure, data: TimelineData, title: str) -> dict[str, str]
             source.data = dict(payload)
     for panel, items in fig.legend_items.items():
         for i, (item, label) in enumerate(zip(items, data.groups, strict=True)):
-            if getattr(item.label, "value", item.label) != short_site(label):
-                item.label = value(short_site(label))  # a bare string would name a column
+            if getattr(item.label, "value", item.label) != short_loc(label):
+                item.label = value(short_loc(label))  # a bare string would name a column
                 item.visible = bool(label)
             tips = slot_tooltips(panel, i, data)
             if fig.slot_hovers[panel][i].tooltips != tips:
@@ -100,7 +100,7 @@ def apply(fig: TimelineFigure, data: TimelineData, title: str) -> dict[str, str]
     if fig.reasons is not None and list(fig.reasons.factors) != data.reasons[::-1]:
         fig.reasons.factors = data.reasons[::-1]
     if fig.heat_mapper is not None:
-        fig.heat_mapper.high = max(2.0, float(max(data.sources["heat"]["count"], default=2)))
+        fig.heat_mapper.high = heat_high(data)
     for panel, t in fig.titles.items():
         if t.text != panel_title(panel, data):
             t.text = panel_title(panel, data)
@@ -165,7 +165,7 @@ class LiveTimeline:
     def update(self) -> dict[str, str]:
         """Rebuild from the target's tables and send the changes to the figure."""
         t0 = time.perf_counter()
-        self.data = self._build(self.figure.bin_ms)
+        self.data = self._build(self.data.bin_ms)
         done = apply(self.figure, self.data, self.title)
         self.updates += 1
         self.last_cost = time.perf_counter() - t0

@@ -19,6 +19,7 @@ import pandas as pd
 
 from .. import analysis, tables
 from ..analysis import growth_episodes
+from ..creations import latest, newest_listing, trace_listing
 
 if TYPE_CHECKING:
     from ..target import Target
@@ -29,12 +30,16 @@ MAX_POINTS = 4000  # sched ticks drawn one by one; above this, one (the peak) pe
 MAX_TABLE_SITES = 500  # sites the table can list one by one; the rest are summed
 MAX_EPISODES = 300  # spikes and climbs marked; the largest rises when there are more
 NICE_MS = tuple(
-    m * u
-    for u in (1, 1_000, 60_000, 3_600_000)
-    for m in ((1, 2, 5, 10, 20, 50, 100, 200, 500) if u == 1 else (1, 2, 5, 10, 15, 30))
-) + tuple(86_400_000 * d for d in (1, 2, 7, 14, 30, 90, 365))
+    sorted(  # ascending: choose_bin takes the first that fits (30 h comes after 1 d)
+        [
+            m * u
+            for u in (1, 1_000, 60_000, 3_600_000)
+            for m in ((1, 2, 5, 10, 20, 50, 100, 200, 500) if u == 1 else (1, 2, 5, 10, 15, 30))
+        ]
+        + [86_400_000 * d for d in (1, 2, 7, 14, 30, 90, 365)]
+    )
+)
 OTHER = "other sites"
-NO_CREATOR = "(no creator: main or runtime)"
 STATES = ("waiting", "runnable", "running", "syscall", "leaked", "other")
 SCHED_LINES = ("threads", "idlethreads", "runqueue", "local_runq")
 _EPOCH = pd.Timestamp(0, tz="UTC")
@@ -51,15 +56,13 @@ class Recording:
     suspects: pd.DataFrame = field(default_factory=lambda: tables.empty("suspects"))
     name: str = ""
     dropped: dict[str, int] = field(default_factory=dict)
-    # Live goroutine ids and when (ns) they were listed: Delve's listing at the end of a
-    # trace, or the last snapshot's, whichever is newer (None: no listing yet).
+    # Live goroutine ids and when (ns) Delve listed them at the end of a trace (None: no
+    # such listing); ``build`` uses the last snapshot's instead when that is newer.
     live: tuple[frozenset[int], int] | None = None
 
     @classmethod
     def of(cls, target: Target) -> Recording:
-        from .. import creations
-
-        handle = creations.latest(target)
+        handle = latest(target)
         return cls(
             sched=target.sched,
             waits=target.waits,
@@ -68,7 +71,7 @@ class Recording:
             suspects=target.suspects,
             name=target.name,
             dropped={k: log.dropped for k, log in target.tables.items() if log.dropped},
-            live=creations.live_set(target, handle.trace if handle is not None else None),
+            live=trace_listing(handle.trace if handle is not None else None),
         )
 
 
@@ -122,12 +125,18 @@ def ms(times: pd.Series) -> np.ndarray:
     return ((pd.to_datetime(times, utc=True) - _EPOCH) / pd.Timedelta(1, "ms")).to_numpy(float)
 
 
-def choose_bin(span_ms: float, max_bins: int = MAX_BINS, at_least: int = 0) -> int:
-    """The smallest round bin width (ms) that cuts ``span_ms`` into at most ``max_bins``."""
+def choose_bin(span_ms: float, at_least: float = 0) -> int:
+    """The smallest round bin width (ms), at least ``at_least``, that cuts ``span_ms`` into
+    at most MAX_BINS."""
     for b in NICE_MS:
-        if b >= at_least and span_ms / b <= max_bins:
+        if b >= at_least and span_ms / b <= MAX_BINS:
             return b
     return NICE_MS[-1]
+
+
+def heat_high(data: TimelineData) -> float:
+    """The top of the heatmap's colour scale: the largest cell, at least 2 (a log scale)."""
+    return max(2.0, float(max(data.sources["heat"]["count"], default=2)))
 
 
 def describe_ms(b: float) -> str:
@@ -137,31 +146,12 @@ def describe_ms(b: float) -> str:
     return f"{b:g} ms"
 
 
-def goroutine_sites(g: pd.DataFrame) -> pd.Series:
-    """The creation site of each snapshot row ("func file:line", as in ``creations``).
-
-    Built once per distinct (created_by, created_at): a snapshot series has millions of
-    rows but few sites.
-    """
-    key = g[["created_by", "created_at"]]
-    group = key.groupby(list(key), dropna=False, sort=False).ngroup().to_numpy()
-    first = pd.Series(np.arange(len(g))).groupby(group).first().sort_index().to_numpy()
-    per_group = analysis.goroutine_sites(g.iloc[first]).fillna(NO_CREATOR).to_numpy(object)
-    return pd.Series(per_group[group], index=g.index, dtype=object)
-
-
 def site_codes(sites: pd.Series, names: np.ndarray) -> np.ndarray:
     """Each name's row in the site catalogue ``sites``; unknown ones go to its last row."""
     which, distinct = pd.factorize(names)  # few distinct names: look each up once
     per_name = pd.Index(sites).get_indexer(distinct)
     per_name[per_name < 0] = len(sites) - 1
     return per_name[which].astype(np.int64) if len(which) else np.zeros(0, np.int64)
-
-
-def short_site(site: str) -> str:
-    """``func /long/path/file.go:12`` as ``func file.go:12`` (for legends)."""
-    func, sep, where = site.rpartition(" ")
-    return f"{func} {where.rsplit('/', 1)[-1]}" if sep and func else site
 
 
 def _mode(s: pd.Series) -> str:
@@ -176,26 +166,25 @@ def _stack_text(stack: Any) -> str:
     return "" if stack is None or (isinstance(stack, float) and np.isnan(stack)) else str(stack)
 
 
-def build(
-    rec: Recording, *, bin_ms: int | None = None, min_bin_ms: int = 0, top: int = TOP_SITES
-) -> TimelineData:
+def build(rec: Recording, *, min_bin_ms: int = 0) -> TimelineData:
     """Aggregate ``rec`` into the columns of every panel (see the module docstring).
 
-    ``bin_ms`` fixes the creation bin; else the smallest round width, at least
-    ``min_bin_ms``, that keeps the recording within MAX_BINS bins.
+    The creation bin is the smallest round width, at least ``min_bin_ms``, that keeps the
+    recording within MAX_BINS bins.
     """
+    top = TOP_SITES
     sched, creations, g = rec.sched, rec.creations, rec.goroutines
     t_sched, t_created, t_snap = ms(sched["time"]), ms(creations["time"]), ms(g["time"])
     all_t = np.concatenate([t_sched, t_created, t_snap])
     all_t = all_t[~np.isnan(all_t)]
     span = float(all_t.max() - all_t.min()) if len(all_t) else 0.0
-    b = bin_ms or choose_bin(span, at_least=min_bin_ms)
+    b = choose_bin(span, at_least=min_bin_ms)
 
     snap_ids = g["snapshot"].to_numpy()
-    g_sites = goroutine_sites(g) if len(g) else pd.Series([], dtype=object)
+    g_sites = analysis.goroutine_sites(g).fillna(analysis.NO_SITE).astype(object)
     in_last = snap_ids == snap_ids.max() if len(g) else np.zeros(0, bool)
     last, last_sites = g[in_last], g_sites[in_last]
-    live, from_snapshot = _newest_listing(rec.live, last)
+    live, from_snapshot = newest_listing(rec.live, last)
     created_alive = creations["new_goid"].isin(live[0] if live else ()).to_numpy(bool)
     if from_snapshot:
         alive_by_site = last_sites.value_counts()
@@ -247,7 +236,7 @@ def build(
         # only traced creations are a rate: first sightings in snapshots feed the table only
         "rate": _rate(agg if source == "trace" else agg.iloc[:0], slot_of_code, b, n_slots),
         "alive": _alive(g, t_snap, g_sites, sites["site"], slot_of_code, n_slots),
-        "spikes": _spikes(sched, g, t_snap),
+        "spikes": _spikes(sched, g),
         "agg": {
             "bin": agg["bin"].to_numpy(float),
             "site": agg["site"].to_numpy(np.int64),
@@ -288,19 +277,6 @@ def build(
     )
     data.notes = _notes(rec, data, n_created=len(creations), n_sites=len(sites), top=top)
     return data
-
-
-def _newest_listing(
-    live: tuple[frozenset[int], int] | None, last: pd.DataFrame
-) -> tuple[tuple[frozenset[int], int] | None, bool]:
-    """The newest set of live goroutine ids and when it was taken (ns): the recording's
-    (Delve's, at the end of a trace) or the last snapshot's; and whether it is the snapshot."""
-    if not len(last):
-        return live, False
-    snap_at = int(last["time"].max().value)
-    if live is None or snap_at >= live[1]:
-        return (frozenset(last["goid"].tolist()), snap_at), True
-    return live, False
 
 
 def _site_catalogue(
@@ -498,7 +474,7 @@ def _alive(
     return cols
 
 
-def _spikes(sched: pd.DataFrame, g: pd.DataFrame, t_snap: np.ndarray) -> dict[str, Any]:
+def _spikes(sched: pd.DataFrame, g: pd.DataFrame) -> dict[str, Any]:
     if sched["goroutines"].notna().any():
         ep = growth_episodes(sched["time"], sched["goroutines"])
     elif len(g):
@@ -543,7 +519,7 @@ def _heat(
         x, reason, count = np.array([]), pd.Series([], dtype=object), pd.Series([], dtype=int)
     ticks = np.unique(x)
     step = float(np.median(np.diff(ticks))) if len(ticks) > 1 else b
-    hb = next((n for n in NICE_MS if n >= max(b, step)), NICE_MS[-1])
+    hb = choose_bin(0, at_least=max(b, step))
     cells = (
         pd.DataFrame({"cell": np.floor(x / hb) * hb, "reason": reason.to_numpy(object), "n": count})
         .groupby(["cell", "reason"])["n"]
