@@ -17,6 +17,7 @@ from traitlets import Float, Int, Unicode
 
 from .errors import GoleakError
 from .session import Session, session
+from .settings import Settings
 
 
 def _usage_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -30,6 +31,13 @@ def _usage_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise UsageError(str(e)) from None
 
     return wrapper
+
+
+def _var_name(text: str) -> str:
+    """The type of every ``-o VAR``: checked as the line is parsed, before any work."""
+    if not text.isidentifier():
+        raise GoleakError(f"-o takes a Python variable name, got '{text}'.")
+    return text
 
 
 def _parse_with_program_args(magic: Any, line: str) -> tuple[Any, list[str]]:
@@ -89,29 +97,35 @@ class GoleakMagics(Magics):
     dlv = Unicode("", help="Path to dlv ('' = $GOLEAK_DLV, PATH, .tools/bin, GOPATH/bin).").tag(
         config=True
     )
-    schedtrace_ms = Int(500, help="Default --schedtrace interval in ms.").tag(config=True)
-    log_lines = Int(10_000, help="stdout/stderr lines kept per target.").tag(config=True)
-    max_rows = Int(1_000_000, help="Rows kept per live table; the oldest go first.").tag(
+    # Defaults come from Settings, so the Python API and the magics agree.
+    schedtrace_ms = Int(Settings.schedtrace_ms, help="Default --schedtrace interval in ms.").tag(
         config=True
     )
-    startup_timeout = Float(15.0, help="Seconds to wait for a program's first SCHED line.").tag(
+    log_lines = Int(Settings.log_lines, help="stdout/stderr lines kept per target.").tag(
         config=True
     )
-    stop_timeout = Float(3.0, help="Seconds between SIGTERM and SIGKILL on --stop.").tag(
+    max_rows = Int(Settings.max_rows, help="Rows kept per live table; the oldest go first.").tag(
         config=True
     )
-
-    _SETTINGS = ("go", "dlv", "schedtrace_ms", "log_lines", "max_rows", "startup_timeout",
-                 "stop_timeout")  # fmt: skip
+    startup_timeout = Float(
+        Settings.startup_timeout, help="Seconds to wait for a program's first SCHED line."
+    ).tag(config=True)
+    stop_timeout = Float(
+        Settings.stop_timeout, help="Seconds between SIGTERM and SIGKILL on --stop."
+    ).tag(config=True)
 
     def __init__(self, shell: Any = None, sess: Session | None = None, **kw: Any) -> None:
         super().__init__(shell, **kw)
         self.session = sess or session()
         self._push_settings()
-        self.observe(lambda _change: self._push_settings(), names=list(self._SETTINGS))
+        self.observe(lambda _change: self._push_settings(), names=self._settings())
+
+    def _settings(self) -> list[str]:
+        """This class's %config traits: each is the Settings field of the same name."""
+        return list(self.class_own_traits(config=True))
 
     def _push_settings(self) -> None:
-        for name in self._SETTINGS:
+        for name in self._settings():
             setattr(self.session.settings, name, getattr(self, name))
 
     @magic_arguments()
@@ -203,7 +217,13 @@ class GoleakMagics(Magics):
         metavar=("A", "B"),
         help="compare snapshots A and B: new, gone, persisting goroutines, per-site deltas",
     )
-    @argument("-o", dest="var", metavar="VAR", help="store the result in VAR instead of showing it")
+    @argument(
+        "-o",
+        dest="var",
+        metavar="VAR",
+        type=_var_name,
+        help="store the result in VAR instead of showing it",
+    )
     @line_magic
     @_usage_errors
     def schedsnap(self, line: str) -> Any:
@@ -263,6 +283,7 @@ class GoleakMagics(Magics):
         "-o",
         dest="var",
         metavar="VAR",
+        type=_var_name,
         help="store the rows in VAR (a background trace stores them when it ends)",
     )
     @argument("--stop", metavar="N", help="stop N's trace (Delve detaches; the program runs on)")
@@ -298,8 +319,6 @@ class GoleakMagics(Magics):
         if a.sites:
             return self._out(a.var, s.creation_sites(a.sites))
         var = a.var
-        if var is not None and not var.isidentifier():
-            raise GoleakError(f"-o takes a Python variable name, got '{var}'.")
         on_done = None
         if var is not None and not a.wait:
 
@@ -341,8 +360,6 @@ class GoleakMagics(Magics):
         """Return ``value``, or with ``-o VAR`` store it in the user's namespace."""
         if var is None:
             return value
-        if not var.isidentifier():
-            raise GoleakError(f"-o takes a Python variable name, got '{var}'.")
         self.shell.user_ns[var] = value
         return None
 
@@ -370,7 +387,13 @@ class GoleakMagics(Magics):
 
     @magic_arguments(name="goleak suspects")
     @argument("target", help="name of the target (see %%golaunch --list)")
-    @argument("-o", dest="var", metavar="VAR", help="store the table in VAR instead of showing it")
+    @argument(
+        "-o",
+        dest="var",
+        metavar="VAR",
+        type=_var_name,
+        help="store the table in VAR instead of showing it",
+    )
     def _goleak_suspects(self, rest: str) -> Any:
         """%goleak suspects N [-o VAR]: creation sites ranked by leak evidence (score =
         goroutines the evidence says leak; a suspect scores 5 or more). A running target
