@@ -8,6 +8,7 @@ so the exported HTML keeps the interaction.
 
 from __future__ import annotations
 
+import functools
 import html
 from dataclasses import dataclass, field
 from importlib.resources import files
@@ -88,6 +89,7 @@ def panel_title(panel: str, data: TimelineData) -> str:
     return base if data.has[panel] else f"{base} — {hint}"
 
 
+@functools.cache  # read once per process, not once per callback of every figure
 def _js(name: str) -> str:
     return (files(__package__) / "js" / name).read_text()
 

@@ -238,8 +238,11 @@ class LiveTimeline:
 
     def _toggle_trace(self) -> None:
         c = self.controls
-        on = c.tracing is not None and c.tracing()
+        on = self._tracing()
         self._act(c.stop_trace if on else c.start_trace, "trace stopped" if on else "tracing")
+
+    def _tracing(self) -> bool:
+        return self.controls.tracing is not None and self.controls.tracing()
 
     def _act(self, fn: Callable[[], Any] | None, what: str) -> None:
         if fn is None:
@@ -286,7 +289,7 @@ class LiveTimeline:
         c = self.controls
         self._status.value = self.status()
         self._buttons["stop"].disabled = c.stop_target is None or not self.target.alive
-        tracing = c.tracing is not None and c.tracing()
+        tracing = self._tracing()
         self._buttons["trace"].description = "Stop trace" if tracing else "Start trace"
         self._buttons["trace"].disabled = c.start_trace is None or not self.target.alive
         self._buttons["snap"].disabled = c.snapshot is None or not self.target.alive
