@@ -72,7 +72,7 @@ _SUMMARY_RE = re.compile(
     rb"(?: idlethreads=(?P<idlethreads>-?\d+)"
     rb"(?: runqueue=(?P<runqueue>-?\d+)"
     rb"(?P<end> \[(?P<plist>[\d ]*)\](?: schedticks=\[[\d ]*\])?"
-    rb"|(?P<detail> gcwaiting=\w+ nmidlelocked=\d+ stopwait=\d+ sysmonwait=\w+))?"
+    rb"|(?P<detail> gcwaiting=\w+ nmidlelocked=-?\d+ stopwait=-?\d+ sysmonwait=\w+))?"
     rb")?)?)?)?)?)?)?"
 )
 _ID = rb"(?:nil|-?\d+)"
