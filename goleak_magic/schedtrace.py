@@ -19,8 +19,10 @@ counted in ``malformed`` and passed through, and if its ``Nms`` survived it stil
 a row from the fields before the cut (the rest NA), unless its ``Nms`` is earlier than
 the last row's (a line the program printed). P, M and G lines must match in full;
 a cut one is counted malformed, passed through, and not counted. P/M/G lines with no
-open tick (its SCHED line was garbled, or an idle ``flush`` ended it early) are the
-runtime's, not the program's: they are counted malformed and dropped.
+open tick (its SCHED line was garbled) are the runtime's, not the program's: they are
+counted malformed and dropped. A quiet spell (``idle``) neither ends a tick nor cuts a
+half-written runtime line: a program a debugger has halted mid-print goes on with the
+same line and tick when it runs again.
 """
 
 from __future__ import annotations
@@ -97,6 +99,9 @@ _M_LINE = re.compile(b"\n" + _M_BODY + rb"(?=\n)")
 _DETAIL_LINE = re.compile(b"|".join((_G_BODY, _P_BODY, _M_BODY)))
 _DETAIL_START = re.compile(rb"  [PMG]\d+:")
 _SCHED_LINE = re.compile(rb"\nSCHED [^\n]*")
+# A partial line that is (the start of) a runtime line: "S", "SCHED 5ms: gomax", " ",
+# "  G12", "  G12: status=4(chan". A debugger halts every thread, sysmon mid-print too.
+_RUNTIME_HEAD = re.compile(rb"S(?:C(?:H(?:E(?:D(?: .*)?)?)?)?)?| {1,2}| {2}[PMG]\d*(?::.*)?", re.S)
 
 
 @dataclass
@@ -176,24 +181,52 @@ class SchedTraceParser:
         self._consume(text, len(text) - len(self._tail) - 1, out)
         return out
 
-    def flush(self) -> Parsed:
-        """End the open tick and hand over a partial last line (idle or EOF)."""
+    def idle(self) -> Parsed:
+        """A quiet spell: hand over the program's partial last line (``partial_line``).
+
+        The open tick stays open: its next line may come after a halt (a debugger stops
+        every thread, sysmon mid-print too, for seconds), so only the next SCHED line or
+        EOF ends it, and a half-written runtime line waits for its newline.
+        """
         out = Parsed()
+        if self.partial_line:
+            self._hand_over_tail(out)
+        return out
+
+    def flush(self) -> Parsed:
+        """At EOF: end the open tick and hand over a partial last line."""
+        out = Parsed()
+        self._hand_over_tail(out)
+        self._end_tick(out)
+        return out
+
+    def _hand_over_tail(self, out: Parsed) -> None:
         if self._tail:
             text = b"\n" + self._tail + b"\n"
             self._tail = b""
             self._consume(text, len(text) - 1, out)
-        self._end_tick(out)
-        return out
 
     @property
     def pending(self) -> bool:
+        """Something only ``flush`` hands over: an open tick or a partial line."""
         return self._tick is not None or bool(self._tail)
 
     @property
-    def in_tick(self) -> bool:
-        """A tick is open: it ends at the next SCHED line (or a flush)."""
-        return self._tick is not None
+    def holding(self) -> bool:
+        """The partial last line may be a runtime line: only its newline or EOF ends it.
+        (A program's own partial line that looks like one waits too.)"""
+        return bool(self._tail) and _RUNTIME_HEAD.fullmatch(self._tail) is not None
+
+    @property
+    def partial_line(self) -> bool:
+        """A partial last line that ``idle`` hands over (the program's, e.g. a prompt)."""
+        return bool(self._tail) and not self.holding
+
+    @property
+    def open_t_ms(self) -> int | None:
+        """The open tick's ``Nms``: with scheddetail, a tick's row is complete (and
+        returned) only when the next SCHED line starts, one interval after it began."""
+        return None if self._tick is None else self._tick["t_ms"]
 
     def _consume(self, text: bytes, end: int, out: Parsed) -> None:
         """Parse the lines of ``text[:end + 1]``: each follows a "\\n"; text[end] is the

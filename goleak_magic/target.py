@@ -32,10 +32,9 @@ READ_SIZE = 1 << 16
 # The runtime writes schedtrace one field at a time: waking for each write cost ~25% of a
 # core at 100k goroutines. After a short read we let output gather in the (1 MiB) pipe.
 COALESCE_S = 0.005
-IDLE_FLUSH_S = 0.1  # a partial line is handed over once stderr has been quiet this long
-# An open detail tick ends at the next SCHED line; a quiet spell only ends it when the
-# program stalls (e.g. descheduled mid-tick under load), so wait longer before cutting it.
-IN_TICK_FLUSH_S = 0.5
+# A program's partial line is handed over once stderr has been quiet this long (a
+# runtime line waits for its newline: SchedTraceParser.idle).
+IDLE_FLUSH_S = 0.1
 TABLE_KINDS = ("sched", "waits", "creations", "goroutines")
 
 
@@ -263,27 +262,29 @@ class Target:
         self.parser = parser
 
         def idle() -> float | None:
-            if parser.in_tick:
-                return IN_TICK_FLUSH_S
-            return IDLE_FLUSH_S if parser.pending else None
+            return IDLE_FLUSH_S if parser.partial_line else None
 
         def on_data(chunk: bytes) -> None:
-            self._record(parser.feed(chunk) if chunk else parser.flush())
+            self._record(parser, parser.feed(chunk) if chunk else parser.idle())
 
         self._pump(self._proc.stderr.fileno(), on_data, idle)
-        self._record(parser.flush())
+        self._record(parser, parser.flush())
 
-    def _record(self, parsed: Parsed) -> None:
+    def _record(self, parser: SchedTraceParser, parsed: Parsed) -> None:
         if parsed.other:
             self._append_log("stderr", parsed.other)
         self.malformed_lines += parsed.malformed
-        if not parsed.sched:
-            return
         if self._t0_ns is None:
             # Nms counts from the first schedtrace call, which sysmon makes right after
-            # the runtime starts: anchor it to arrival, never before we started it.
-            first = parsed.sched[0]["t_ms"]
+            # the runtime starts: anchor it to the arrival of the first SCHED line (a
+            # detail tick's row comes an interval later), never before we started it.
+            first = parsed.sched[0]["t_ms"] if parsed.sched else parser.open_t_ms
+            if first is None:
+                return
             self._t0_ns = max(self._start_ns, time.time_ns() - first * 1_000_000)
+            self._first_sched.set()
+        if not parsed.sched:
+            return
         t0 = self._t0_ns
         for row in parsed.sched:
             row["time"] = t0 + row["t_ms"] * 1_000_000
@@ -292,7 +293,6 @@ class Target:
         self.tables["sched"].extend(parsed.sched)
         if parsed.waits:
             self.tables["waits"].extend(parsed.waits)
-        self._first_sched.set()
 
     def _reap(self) -> None:
         assert self._proc is not None

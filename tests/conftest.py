@@ -41,15 +41,22 @@ def sess() -> Iterator[Session]:
     s.close()
 
 
-def wait_for(cond: Callable[[], object], timeout: float = 20.0, what: str = "condition") -> object:
-    """Poll ``cond`` until it is truthy; fail with ``what`` after ``timeout`` seconds."""
+def wait_for(
+    cond: Callable[[], object],
+    timeout: float = 20.0,
+    what: str = "condition",
+    show: Callable[[], object] | None = None,
+) -> object:
+    """Poll ``cond`` until it is truthy; fail with ``what`` (and what ``show`` returns
+    then) after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         value = cond()
         if value:
             return value
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
+            seen = f"; found {show()!r}" if show is not None else ""
+            pytest.fail(f"timed out after {timeout}s waiting for {what}{seen}")
         time.sleep(0.05)
 
 

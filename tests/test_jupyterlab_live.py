@@ -142,8 +142,12 @@ def test_live_timeline_renders_and_grows_in_jupyterlab(
         assert not pid_alive(pid)
         ticks = int(re.search(r"([\d,]+) sched ticks", done.inner_text()).group(1).replace(",", ""))
         # every tick recorded is a point of the line, once (no lost or doubled stream)
+        points = lambda: page.evaluate(JS_LENGTHS, ["counts", LIVE])[0]  # noqa: E731
         wait_for(
-            lambda: page.evaluate(JS_LENGTHS, ["counts", LIVE])[0] == ticks, 30, "the last ticks"
+            lambda: points() == ticks,
+            30,
+            f"the last ticks ({ticks} in the status)",
+            show=lambda: (points(), done.inner_text()),
         )
         page.screenshot(path=artifacts / "jupyterlab_live_stopped.png")
         assert [e for e in errors if "bokeh" in e.lower() or "view" in e.lower()] == []

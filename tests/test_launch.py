@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -67,6 +70,33 @@ def test_detail_counts_match_the_programs_own_count(sess: Session, toolchain: st
         == last.goroutines
     )
     assert t.meta["go_version"].startswith("go1.27" if toolchain != "go1.26" else "go1.26")
+
+
+def test_a_program_halted_mid_line_keeps_every_tick_whole(sess: Session) -> None:
+    # A debugger stops every thread, sysmon too, often in the middle of a schedtrace
+    # line (the runtime writes one field at a time). SIGSTOP does the same. Each halt
+    # here starts while the reader holds a partial runtime line and lasts a second (as
+    # Delve's attach does); the rest of the line, and of its tick, comes after SIGCONT.
+    t = sess.launch("example:spawn", detail=True, args=["-n", "3000"])
+    wait_for(lambda: len(t.tables["sched"]) >= 2, what="two ticks")
+    mid_line = 0
+    for _ in range(40):
+        wait_for(lambda: t.parser.holding, 10, "a partial runtime line")
+        os.kill(t.pid, signal.SIGSTOP)
+        try:
+            time.sleep(1.0)  # the halt itself, not a wait for a result
+            mid_line += t.parser.holding  # the reader is still waiting for that line
+        finally:
+            os.kill(t.pid, signal.SIGCONT)
+        if mid_line == 4:
+            break
+    assert mid_line == 4, "fewer than 4 of 40 halts landed in the middle of a line"
+    seen = len(t.tables["sched"])
+    wait_for(lambda: len(t.tables["sched"]) > seen + 1, what="two more ticks")
+    sess.stop(t.name)
+    assert t.malformed_lines == 0
+    assert t.sched["goroutines"].notna().all() and t.sched["goroutines"].iloc[-1] > 3000
+    assert [ln for ln in t.log_lines(1000, stream="stderr") if ln.strip()] == []
 
 
 def test_program_that_exits_keeps_rows_status_and_output(sess: Session) -> None:
