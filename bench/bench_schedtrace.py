@@ -175,8 +175,9 @@ def main() -> None:
         f"  tick spacing (t_ms deltas) median {statistics.median(gaps):.0f} ms, max {max(gaps)} ms"
     )
     print(
-        f"  lag (row arrival minus its time column, which is anchored on the first row's "
-        f"arrival, so only its trend counts): median {statistics.median(w.lags_s) * 1000:.0f} ms, "
+        f"  lag (row arrival minus its time column, which is anchored on the first SCHED "
+        f"line's arrival; a detail row comes when the next tick starts, one interval "
+        f"later; only its trend counts): median {statistics.median(w.lags_s) * 1000:.0f} ms, "
         f"max {max(w.lags_s) * 1000:.0f} ms; first third {lag_first * 1000:.0f} ms, "
         f"last third {lag_last * 1000:.0f} ms"
     )
@@ -210,8 +211,8 @@ def main() -> None:
     keeps_up = lag_last < lag_first + 0.5 and p99 < 1 << 19 and len(w.rows) > 2
     print(f"  keeps up (lag flat, pipe p99 < 512 KB): {'yes' if keeps_up else 'NO'}")
     print(
-        f"  rows with fewer than {a.n} goroutines (a tick ended early by the reader's idle "
-        f"flush, or the Go process starved mid-tick): {len(w.rows) - full}"
+        f"  rows with fewer than {a.n} goroutines (a tick whose G lines were lost): "
+        f"{len(w.rows) - full}"
     )
     print(f"  under 25% of a core: {'yes' if share < 0.25 else 'NO'}")
     print(f"  load average at the end: {os.getloadavg()[0]:.1f}")
