@@ -101,12 +101,14 @@ _DETAIL_START = re.compile(rb"  [PMG]\d+:")
 _SCHED_LINE = re.compile(rb"\nSCHED [^\n]*")
 # A partial line that is (the start of) a runtime line: "S", "SCHED 5ms: gomax", " ",
 # "  G12", "  G12: status=4(chan". A debugger halts every thread, sysmon mid-print too.
-_RUNTIME_HEAD = re.compile(rb"S(?:C(?:H(?:E(?:D(?: .*)?)?)?)?)?| {1,2}| {2}[PMG]\d*(?::.*)?", re.S)
+_RUNTIME_HEAD = re.compile(
+    rb"S(?:C(?:H(?:E(?:D(?: .*)?)?)?)?)?| {1,2}| {2}[PMG](?:\d+(?::.*)?)?", re.S
+)
 
 
 @dataclass
 class Parsed:
-    """What one ``feed``/``flush`` produced."""
+    """What one ``feed``/``idle``/``flush`` produced."""
 
     sched: list[dict[str, Any]] = field(default_factory=list)
     waits: list[dict[str, Any]] = field(default_factory=list)
@@ -148,10 +150,12 @@ def _decode(line: bytes) -> str:
 
 
 class SchedTraceParser:
-    """Incremental parser. ``feed`` bytes in any chunking; ``flush`` at idle or EOF.
+    """Incremental parser. ``feed`` bytes in any chunking; ``idle`` on a quiet spell,
+    ``flush`` at EOF.
 
     A tick stays open until the next ``SCHED`` line or ``flush`` ends it, because its
-    detail lines can span many reads. ``lines_seen``/``bytes_seen`` count the input.
+    detail lines can span many reads (and a halt of the program). ``lines_seen`` and
+    ``bytes_seen`` count the input.
     """
 
     def __init__(self) -> None:
@@ -208,7 +212,7 @@ class SchedTraceParser:
 
     @property
     def pending(self) -> bool:
-        """Something only ``flush`` hands over: an open tick or a partial line."""
+        """An open tick or a partial line: ``flush`` (at EOF) hands both over."""
         return self._tick is not None or bool(self._tail)
 
     @property

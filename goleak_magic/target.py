@@ -83,7 +83,9 @@ class Target:
         self._log_lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
         self._threads: list[threading.Thread] = []
-        self._first_sched = threading.Event()
+        self._first_sched = threading.Event()  # the first SCHED line has arrived
+        self._first_row = threading.Event()  # ...and a row is complete (detail: next tick)
+        self._interval_s = 0.0
         self._exited = threading.Event()
         self._t0_ns: int | None = None
         self._start_ns = 0
@@ -133,6 +135,7 @@ class Target:
     ) -> None:
         self.built = built
         self.detail = detail
+        self._interval_s = schedtrace_ms / 1000
         self.env = dict(env or {})
         full_env = {**os.environ, **self.env}
         self.godebug = godebug(
@@ -179,6 +182,10 @@ class Target:
                     f"%golaunch --logs {self.name}."
                 )
             self._first_sched.wait(0.05)
+        if self.detail:
+            # A detail tick's row is complete when the next tick starts: the first look at
+            # the table (or a sched snapshot) should find one.
+            self._first_row.wait(self._interval_s + 1.0)
         # A program that fails on its flags or in init exits right after its first tick.
         self._exited.wait(self.settings.startup_grace)
         if self._exited.is_set():
@@ -227,7 +234,7 @@ class Target:
         self, fd: int, on_data: Callable[[bytes], None], idle: Callable[[], float | None]
     ) -> None:
         """Read ``fd`` to EOF; ``idle()`` says how long a quiet spell may last before
-        ``on_data(b"")`` is called to flush (None: wait for data indefinitely)."""
+        ``on_data(b"")`` is called (None: wait for data indefinitely)."""
         while True:
             ready, _, _ = select.select([fd], [], [], idle())
             if not ready:
@@ -276,15 +283,18 @@ class Target:
         self.malformed_lines += parsed.malformed
         if self._t0_ns is None:
             # Nms counts from the first schedtrace call, which sysmon makes right after
-            # the runtime starts: anchor it to the arrival of the first SCHED line (a
+            # the runtime starts: anchor it to the arrival of the newest SCHED line (a
             # detail tick's row comes an interval later), never before we started it.
-            first = parsed.sched[0]["t_ms"] if parsed.sched else parser.open_t_ms
-            if first is None:
+            last = parser.open_t_ms
+            if last is None and parsed.sched:
+                last = parsed.sched[-1]["t_ms"]
+            if last is None:
                 return
-            self._t0_ns = max(self._start_ns, time.time_ns() - first * 1_000_000)
+            self._t0_ns = max(self._start_ns, time.time_ns() - last * 1_000_000)
             self._first_sched.set()
         if not parsed.sched:
             return
+        self._first_row.set()
         t0 = self._t0_ns
         for row in parsed.sched:
             row["time"] = t0 + row["t_ms"] * 1_000_000

@@ -47,6 +47,7 @@ def test_detail_counts_match_the_programs_own_count(sess: Session, toolchain: st
     n = 300
     # No agent: its serving goroutine would count in runtime.NumGoroutine too.
     t = sess.launch("example:spawn", detail=True, agent=False, args=["-n", str(n)])
+    assert len(t.tables["sched"]) >= 1  # a detail row is complete a tick later: launch waits
     wait_for(lambda: any("created=" in ln for ln in t.log_lines(10)), what="spawn's report")
     reported = reported_goroutines(t)
     assert reported == n + 1  # the parked ones and main

@@ -478,7 +478,7 @@ def test_a_partial_program_line_is_passed_on_a_quiet_spell() -> None:
     sched = load("schedtrace_go1.26.8.txt").split(b"\n")[1]
     program = load("schedtrace_chatty_go1.26.8.txt").split(b"\n")[0]
     assert program.startswith(b"chatty ")
-    head = sched[: sched.index(b" threads=")]  # "SCHED 53ms: gomaxprocs=2 idleprocs=1"
+    head = sched[: sched.index(b" threads=")]  # "SCHED 53ms: gomaxprocs=2 idleprocs=2"
     p = SchedTraceParser()
     assert p.feed(head[:9]).other == []
     assert p.feed(head[9:] + b"\n" + program).other == [head.decode()]
