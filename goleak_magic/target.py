@@ -85,7 +85,6 @@ class Target:
         self._threads: list[threading.Thread] = []
         self._first_sched = threading.Event()  # the first SCHED line has arrived
         self._first_row = threading.Event()  # ...and a row is complete (detail: next tick)
-        self._interval_s = 0.0
         self._exited = threading.Event()
         self._t0_ns: int | None = None
         self._start_ns = 0
@@ -135,7 +134,6 @@ class Target:
     ) -> None:
         self.built = built
         self.detail = detail
-        self._interval_s = schedtrace_ms / 1000
         self.env = dict(env or {})
         full_env = {**os.environ, **self.env}
         self.godebug = godebug(
@@ -167,10 +165,11 @@ class Target:
         for t in self._threads:
             t.start()
         threading.Thread(target=self._reap, name=f"goleak-reap-{self.name}", daemon=True).start()
-        self._await_start()
+        self._await_start(schedtrace_ms / 1000)
 
-    def _await_start(self) -> None:
-        """Return once the runtime prints its first SCHED line; fail if the program dies."""
+    def _await_start(self, interval_s: float) -> None:
+        """Return once the runtime prints its first SCHED line (with --detail, once its row
+        is complete); fail if the program dies."""
         deadline = time.monotonic() + self.settings.startup_timeout
         while not self._first_sched.is_set() and not self._exited.is_set():
             if time.monotonic() > deadline:
@@ -185,7 +184,7 @@ class Target:
         if self.detail:
             # A detail tick's row is complete when the next tick starts: the first look at
             # the table (or a sched snapshot) should find one.
-            self._first_row.wait(self._interval_s + 1.0)
+            self._first_row.wait(interval_s + 1.0)
         # A program that fails on its flags or in init exits right after its first tick.
         self._exited.wait(self.settings.startup_grace)
         if self._exited.is_set():
