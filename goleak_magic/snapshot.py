@@ -458,6 +458,11 @@ def _from_sched(
 ) -> _Taken:
     sched = target.sched
     detail = sched[sched["goroutines"].notna()] if len(sched) else sched
+    if not len(detail) and target.detail and target.alive:
+        raise GoleakError(
+            f"{target.name} has no complete --detail tick yet (a tick's counts come when "
+            "the next tick starts); try again after one --schedtrace interval."
+        )
     if not len(detail):
         raise GoleakError(
             f"{target.name} has no --detail schedtrace ticks; launch it with --detail for "

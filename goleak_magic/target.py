@@ -35,6 +35,7 @@ COALESCE_S = 0.005
 # A program's partial line is handed over once stderr has been quiet this long (a
 # runtime line waits for its newline: SchedTraceParser.idle).
 IDLE_FLUSH_S = 0.1
+FIRST_ROW_WAIT_S = 3.0  # launch --detail waits this long at most for the first row
 TABLE_KINDS = ("sched", "waits", "creations", "goroutines")
 
 
@@ -183,8 +184,8 @@ class Target:
             self._first_sched.wait(0.05)
         if self.detail:
             # A detail tick's row is complete when the next tick starts: the first look at
-            # the table (or a sched snapshot) should find one.
-            self._first_row.wait(interval_s + 1.0)
+            # the table (or a sched snapshot) should find one, unless ticks are rare.
+            self._first_row.wait(min(interval_s + 1.0, FIRST_ROW_WAIT_S))
         # A program that fails on its flags or in init exits right after its first tick.
         self._exited.wait(self.settings.startup_grace)
         if self._exited.is_set():

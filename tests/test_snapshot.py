@@ -127,6 +127,15 @@ def test_pprof_base() -> None:
     )
 
 
+def test_sched_source_before_the_first_detail_row(sess: Session) -> None:
+    # At a 20 s interval the first tick's row comes 20 s later: launch does not wait that
+    # long, and a sched snapshot says why it has nothing yet.
+    t = sess.launch("example:spawn", detail=True, schedtrace_ms=20_000, agent=False)
+    assert len(t.tables["sched"]) == 0 and t.alive
+    with pytest.raises(GoleakError, match=r"no complete --detail tick yet.*try again"):
+        sess.snapshot(t.name, source="sched")
+
+
 def test_sched_source_counts(sess: Session) -> None:
     t = sess.launch("example:spawn", detail=True, args=["-n", "300"], agent=False)
     started(t, "created=")
