@@ -41,7 +41,7 @@ from goleak_magic import build, process
 from goleak_magic.build import examples_dir
 from goleak_magic.delve import server as dlv
 from goleak_magic.delve.tracer import Stacks, Trace
-from goleak_magic.tools import find_dlv, find_go
+from goleak_magic.tools import find_dlv, find_go, go_version
 
 SPAWN_GO = examples_dir() / "spawn" / "main.go"
 SPAWN_LINE = next(
@@ -142,7 +142,7 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench_dlvtrace-"))
     go = find_go()
     binary = build.build("example:spawn", workdir, go=go).binary
-    print(f"spawn -n {a.n}, {a.rounds} rounds; {binary} ({build.go_version(go)})", flush=True)
+    print(f"spawn -n {a.n}, {a.rounds} rounds; {binary} ({go_version(go)})", flush=True)
     per: dict[str, list[tuple[float, float, float, float]]] = {"dlv trace": [], "ours": []}
     native_s = []
     started = time.monotonic()

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from . import agent, tables
-from .delve.rpc import G_SCAN, G_STATUS
+from .delve.api import G_SCAN, G_STATUS
 from .errors import GoleakError
 
 # Status words the runtime prints when a goroutine is not waiting (gStatusStrings);

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from goleak_magic import build
-from goleak_magic.delve import rpc
+from goleak_magic.delve import api, rpc
 from goleak_magic.delve import server as dlv
 from goleak_magic.tools import find_go
 
@@ -43,7 +43,7 @@ def test_typed_results(halted: dlv.DlvServer) -> None:
     assert c.disassemble(loc.pc)[0].loc.function == "main.park"
     bp = c.create_breakpoint(
         function_name="main.park", tracepoint=True, stacktrace=3, goroutine=True,
-        load_args=rpc.LoadConfig(),
+        load_args=api.LoadConfig(),
     )  # fmt: skip
     assert bp.tracepoint and bp.stacktrace == 3 and bp.addrs
     assert [b.id for b in c.list_breakpoints() if b.id > 0] == [bp.id]

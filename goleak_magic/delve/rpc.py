@@ -13,7 +13,8 @@ their request by ``id``::
         state = c.continue_()          # returns at the next stop
         c.halt()                       # from another thread, while continue_ waits
 
-Field names follow Delve's ``service/api/types.go``; results are frozen dataclasses.
+One method per RPC, in the shape of Delve's ``service/rpc2/client.go``; the results are
+the types of ``api``. Only this module names Delve's methods and reads its raw replies.
 Delve serves synchronous methods one at a time on a connection and most of them need the
 target stopped: while a ``continue`` runs, ``halt`` first (or the call times out).
 """
@@ -29,6 +30,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import api
+
 try:  # a stop's state is ~10 KB of JSON: orjson parses it 4-5x faster than json
     from orjson import dumps as _dumps
     from orjson import loads as _loads
@@ -42,21 +45,6 @@ except ImportError:  # the client also works on a bare Python
 HALT_RETRY_S = 0.5  # a halt that lands as a run begins is lost: resend after this long
 
 DEFAULT_TIMEOUT = 60.0
-
-# Goroutine status values (runtime._G*); the 0x1000 bit means "being scanned by the GC".
-G_STATUS = {
-    0: "idle",
-    1: "runnable",
-    2: "running",
-    3: "syscall",
-    4: "waiting",
-    6: "dead",
-    8: "copystack",
-    9: "preempted",
-    10: "leaked",
-    11: "dead-extra",
-}
-G_SCAN = 0x1000
 
 
 # ---- errors ---------------------------------------------------------------------------
@@ -98,345 +86,6 @@ def _error_for(method: str, message: str) -> RPCError:
     if m:
         return ProcessExitedError(method, message, int(m.group(1)))
     return RPCError(method, message)
-
-
-# ---- typed results --------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class Version:
-    delve_version: str
-    api_version: int
-    backend: str
-    target_go_version: str  # the DWARF producer, e.g. "Go cmd/compile go1.26.8; regabi"
-    min_go: str  # the oldest Go this Delve supports, e.g. "1.25.0"
-    max_go: str  # the newest
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> Version:
-        return cls(
-            delve_version=d.get("DelveVersion", ""),
-            api_version=d.get("APIVersion", 0),
-            backend=d.get("Backend", ""),
-            target_go_version=d.get("TargetGoVersion", ""),
-            min_go=d.get("MinSupportedVersionOfGo", ""),
-            max_go=d.get("MaxSupportedVersionOfGo", ""),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Location:
-    pc: int
-    file: str
-    line: int
-    function: str | None  # fully qualified name, e.g. "main.handler.func1"
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any] | None) -> Location:
-        if not d:
-            return NO_LOCATION
-        fn = d.get("function")
-        return cls(
-            pc=d.get("pc", 0), file=d.get("file", ""), line=d.get("line", 0),
-            function=fn.get("name") if fn else None,
-        )  # fmt: skip
-
-    def __str__(self) -> str:
-        """``func file:line`` — how a Go engineer reads a frame."""
-        return f"{self.function or '?'} {self.file}:{self.line}"
-
-
-NO_LOCATION = Location(0, "", 0, None)
-
-
-# reflect.Kind values Delve reports in Variable.kind
-K_ARRAY, K_CHAN, K_FUNC, K_INTERFACE, K_MAP, K_PTR, K_SLICE, K_STRING, K_STRUCT = (
-    17, 18, 19, 20, 21, 22, 23, 24, 25
-)  # fmt: skip
-MAX_SHOWN = 8  # elements / fields shown per level in text()
-
-
-@dataclass(frozen=True, slots=True)
-class Variable:
-    name: str
-    type: str
-    value: str
-    kind: int  # Go reflect.Kind
-    children: tuple[Variable, ...] = ()
-    len: int = 0
-    cap: int = 0
-    addr: int = 0
-    unreadable: str = ""
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> Variable:
-        return cls(
-            name=d.get("name", ""),
-            type=d.get("type", ""),
-            value=d.get("value", ""),
-            kind=d.get("kind", 0),
-            children=tuple(cls.from_json(c) for c in d.get("children") or ()),
-            len=d.get("len", 0),
-            cap=d.get("cap", 0),
-            addr=d.get("addr", 0),
-            unreadable=d.get("unreadable", ""),
-        )
-
-    def text(self, depth: int = 2) -> str:
-        """The value on one line, roughly as Delve prints it (``chan int 0/10``,
-        ``(*T)(0xc000010000)``, ``"abc"``, ``T {A: 1, B: "x"}``)."""
-        if self.unreadable:
-            return f"(unreadable {self.unreadable})"
-        k = self.kind
-        if k == K_STRING:
-            more = "..." if self.len > len(self.value) else ""
-            return '"' + self.value.replace('"', '\\"') + more + '"'
-        if k == K_CHAN:  # children are the hchan fields: qcount, dataqsiz, ...
-            if len(self.children) < 2:
-                return f"{self.type} nil"
-            return f"{self.type} {self.children[0].value}/{self.children[1].value}"
-        if k == K_PTR:
-            if not self.children or self.children[0].addr == 0:
-                return f"({self.type}) nil"
-            return f"({self.type})(0x{self.children[0].addr:x})"
-        if k == K_FUNC:
-            return self.value or "nil"
-        if k == K_INTERFACE:
-            if not self.children:
-                return "nil"
-            return self.children[0].text(depth)
-        if k in (K_SLICE, K_ARRAY, K_MAP, K_STRUCT):
-            return self._composite(depth)
-        return self.value
-
-    def _composite(self, depth: int) -> str:
-        if depth <= 0:
-            return f"{self.type} {{...}}"
-        k = self.kind
-        if k == K_MAP:
-            pairs = zip(self.children[0::2], self.children[1::2], strict=False)
-            items = [f"{a.text(depth - 1)}: {b.text(depth - 1)}" for a, b in pairs]
-        elif k == K_STRUCT:
-            items = [f"{c.name}: {c.text(depth - 1)}" for c in self.children]
-        else:
-            items = [c.text(depth - 1) for c in self.children]
-        total = len(items) if k == K_STRUCT else max(self.len, len(items))
-        body = ", ".join(items[:MAX_SHOWN])
-        if total > MAX_SHOWN or total > len(items):
-            body += f", ...+{total - min(len(items), MAX_SHOWN)} more"
-        if k == K_STRUCT:
-            return f"{self.type} {{{body}}}"
-        if k == K_SLICE:
-            return f"{self.type} len: {self.len}, cap: {self.cap}, [{body}]"
-        return f"{self.type} [{body}]"
-
-    def __str__(self) -> str:
-        """``name=value``, as ``dlv trace`` shows an argument."""
-        return f"{self.name}={self.text()}" if self.name else self.text()
-
-
-@dataclass(frozen=True, slots=True)
-class Stackframe:
-    location: Location
-    arguments: tuple[Variable, ...] = ()
-    locals: tuple[Variable, ...] = ()
-    err: str = ""
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> Stackframe:
-        return cls(
-            location=Location.from_json(d),
-            arguments=tuple(Variable.from_json(v) for v in d.get("Arguments") or ()),
-            locals=tuple(Variable.from_json(v) for v in d.get("Locals") or ()),
-            err=d.get("Err", ""),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Goroutine:
-    id: int
-    status: int
-    wait_reason: int  # index into the target runtime's waitReasonStrings
-    wait_since: int  # runtime nanotime when it started waiting (0 if unknown)
-    current_loc: Location
-    user_current_loc: Location
-    go_statement_loc: Location  # where it was created (the go statement)
-    start_loc: Location  # its start function
-    thread_id: int
-    labels: Mapping[str, str]
-    unreadable: str = ""
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> Goroutine:
-        return cls(
-            id=d.get("id", 0),
-            status=d.get("status", 0),
-            wait_reason=d.get("waitReason", 0),
-            wait_since=d.get("waitSince", 0),
-            current_loc=Location.from_json(d.get("currentLoc")),
-            user_current_loc=Location.from_json(d.get("userCurrentLoc")),
-            go_statement_loc=Location.from_json(d.get("goStatementLoc")),
-            start_loc=Location.from_json(d.get("startLoc")),
-            thread_id=d.get("threadID", 0),
-            labels=d.get("labels") or {},
-            unreadable=d.get("unreadable", ""),
-        )
-
-    @property
-    def status_name(self) -> str:
-        name = G_STATUS.get(self.status & ~G_SCAN, f"status {self.status}")
-        return name + "+scan" if self.status & G_SCAN else name
-
-
-@dataclass(frozen=True, slots=True)
-class GoroutinePage:
-    goroutines: tuple[Goroutine, ...]
-    nextg: int  # pass as ``start`` for the next page; -1 at the end
-
-
-@dataclass(frozen=True, slots=True)
-class Breakpoint:
-    id: int
-    name: str
-    addrs: tuple[int, ...]
-    file: str
-    line: int
-    function_name: str
-    tracepoint: bool
-    stacktrace: int
-    variables: tuple[str, ...]
-    total_hit_count: int
-    cond: str = ""
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> Breakpoint:
-        return cls(
-            id=d.get("id", 0),
-            name=d.get("name", ""),
-            addrs=tuple(d.get("addrs") or ()),
-            file=d.get("file", ""),
-            line=d.get("line", 0),
-            function_name=d.get("functionName", ""),
-            tracepoint=bool(d.get("continue")),
-            stacktrace=d.get("stacktrace", 0),
-            variables=tuple(d.get("variables") or ()),
-            total_hit_count=d.get("totalHitCount", 0),
-            cond=d.get("Cond", ""),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class BreakpointInfo:
-    stacktrace: tuple[Stackframe, ...] = ()
-    goroutine: Goroutine | None = None
-    variables: tuple[Variable, ...] = ()
-    arguments: tuple[Variable, ...] = ()
-    locals: tuple[Variable, ...] = ()
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any] | None) -> BreakpointInfo | None:
-        if d is None:
-            return None
-        g = d.get("goroutine")
-        return cls(
-            stacktrace=tuple(Stackframe.from_json(f) for f in d.get("stacktrace") or ()),
-            goroutine=Goroutine.from_json(g) if g else None,
-            variables=tuple(Variable.from_json(v) for v in d.get("variables") or ()),
-            arguments=tuple(Variable.from_json(v) for v in d.get("arguments") or ()),
-            locals=tuple(Variable.from_json(v) for v in d.get("locals") or ()),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Thread:
-    id: int
-    pc: int
-    file: str
-    line: int
-    function: str | None
-    goroutine_id: int
-    breakpoint: Breakpoint | None
-    breakpoint_info: BreakpointInfo | None
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> Thread:
-        bp = d.get("breakPoint")
-        fn = d.get("function")
-        return cls(
-            id=d.get("id", 0),
-            pc=d.get("pc", 0),
-            file=d.get("file", ""),
-            line=d.get("line", 0),
-            function=fn.get("name") if fn else None,
-            goroutine_id=d.get("goroutineID", 0),
-            breakpoint=Breakpoint.from_json(bp) if bp else None,
-            breakpoint_info=BreakpointInfo.from_json(d.get("breakPointInfo")),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class DebuggerState:
-    pid: int
-    running: bool
-    exited: bool
-    exit_status: int
-    threads: tuple[Thread, ...]
-    current_thread: Thread | None
-    stop_reason: str = ""
-    next_in_progress: bool = False
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> DebuggerState:
-        cur = d.get("currentThread")
-        return cls(
-            pid=d.get("Pid", 0),
-            running=bool(d.get("Running")),
-            exited=bool(d.get("exited")),
-            exit_status=d.get("exitStatus", 0),
-            threads=tuple(Thread.from_json(t) for t in d.get("Threads") or ()),
-            current_thread=Thread.from_json(cur) if cur else None,
-            stop_reason=d.get("stopReason", ""),
-            next_in_progress=bool(d.get("NextInProgress")),
-        )
-
-    @property
-    def hits(self) -> tuple[Thread, ...]:
-        """The threads stopped at a breakpoint."""
-        return tuple(t for t in self.threads if t.breakpoint is not None)
-
-
-@dataclass(frozen=True, slots=True)
-class AsmInstruction:
-    loc: Location
-    dest: Location | None  # destination of a CALL/JMP, when Delve could resolve it
-    text: str
-
-    @classmethod
-    def from_json(cls, d: Mapping[str, Any]) -> AsmInstruction:
-        dest = d.get("DestLoc")
-        return cls(
-            loc=Location.from_json(d.get("Loc")),
-            dest=Location.from_json(dest) if dest else None,
-            text=d.get("Text", ""),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class LoadConfig:
-    """How much of a variable Delve reads (``api.LoadConfig``)."""
-
-    follow_pointers: bool = False
-    max_variable_recurse: int = 1
-    max_string_len: int = 64
-    max_array_values: int = 16
-    max_struct_fields: int = -1
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "FollowPointers": self.follow_pointers,
-            "MaxVariableRecurse": self.max_variable_recurse,
-            "MaxStringLen": self.max_string_len,
-            "MaxArrayValues": self.max_array_values,
-            "MaxStructFields": self.max_struct_fields,
-        }
 
 
 # ---- the connection -------------------------------------------------------------------
@@ -601,25 +250,38 @@ class Client:
         self.close()
 
     # ---- typed calls ------------------------------------------------------------------
-    def get_version(self) -> Version:
-        return Version.from_json(self.call("GetVersion"))
+    def get_version(self) -> api.Version:
+        return api.Version.from_json(self.call("GetVersion"))
 
     def process_pid(self) -> int:
         return int(self.call("ProcessPid")["Pid"])
 
-    def state(self, non_blocking: bool = False, timeout: float | None = None) -> DebuggerState:
+    def state(self, non_blocking: bool = False, timeout: float | None = None) -> api.DebuggerState:
         """The debugger state; with ``non_blocking`` it answers even while the target runs."""
         out = self.call("State", {"NonBlocking": non_blocking}, timeout)
-        return DebuggerState.from_json(out["State"] or {})
+        return api.DebuggerState.from_json(out["State"] or {})
 
-    def command_async(self, name: str, **extra: Any) -> StateCall:
-        return StateCall(self.send("Command", {"name": name, **extra}))
+    def command_async(
+        self, name: str, on_stop: Callable[[StateCall], None] | None = None
+    ) -> StateCall:
+        """Send ``Command`` ``name`` without waiting; ``on_stop`` runs on the reader
+        thread when the reply (the next stop) is in, as ``Client.send``'s callback does."""
+        callback = None if on_stop is None else lambda call: on_stop(StateCall(call))
+        return StateCall(self.send("Command", {"name": name}, callback))
 
-    def continue_(self, timeout: float | None = None) -> DebuggerState:
+    def continue_async(self, on_stop: Callable[[StateCall], None] | None = None) -> StateCall:
+        """Resume the target; the reply comes at its next stop."""
+        return self.command_async("continue", on_stop)
+
+    def halt_async(self) -> StateCall:
+        """Ask a running target to stop (a pending ``continue`` returns with the stop)."""
+        return self.command_async("halt")
+
+    def continue_(self, timeout: float | None = None) -> api.DebuggerState:
         """Resume the target and wait (by default without limit) until it stops."""
-        return self.command_async("continue").result(timeout)
+        return self.continue_async().result(timeout)
 
-    def halt(self, timeout: float | None = None) -> DebuggerState:
+    def halt(self, timeout: float | None = None) -> api.DebuggerState:
         """Stop a running target; a pending ``continue`` returns with the stop too.
 
         A halt that lands as a run begins is lost (Delve clears the request when the run
@@ -628,7 +290,7 @@ class Client:
         limit = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
         while True:
-            pending = self.command_async("halt")
+            pending = self.halt_async()
             try:
                 return pending.result(min(HALT_RETRY_S, max(deadline - time.monotonic(), 0.0)))
             except RPCTimeout:
@@ -648,10 +310,10 @@ class Client:
         stacktrace: int = 0,
         goroutine: bool = False,
         variables: Sequence[str] = (),
-        load_args: LoadConfig | None = None,
-        load_locals: LoadConfig | None = None,
+        load_args: api.LoadConfig | None = None,
+        load_locals: api.LoadConfig | None = None,
         cond: str = "",
-    ) -> Breakpoint:
+    ) -> api.Breakpoint:
         """Set a breakpoint (``tracepoint=True``: report and go on, as ``dlv trace`` does).
 
         Give one of ``function_name`` (its entry), ``file`` + ``line``, ``addr`` or a
@@ -676,30 +338,30 @@ class Client:
         if load_locals is not None:
             bp["LoadLocals"] = load_locals.to_json()
         out = self.call("CreateBreakpoint", {"Breakpoint": bp, "LocExpr": loc_expr})
-        return Breakpoint.from_json(out["Breakpoint"])
+        return api.Breakpoint.from_json(out["Breakpoint"])
 
-    def clear_breakpoint(self, bp_id: int) -> Breakpoint:
-        return Breakpoint.from_json(self.call("ClearBreakpoint", {"Id": bp_id})["Breakpoint"])
+    def clear_breakpoint(self, bp_id: int) -> api.Breakpoint:
+        return api.Breakpoint.from_json(self.call("ClearBreakpoint", {"Id": bp_id})["Breakpoint"])
 
-    def list_breakpoints(self) -> list[Breakpoint]:
+    def list_breakpoints(self) -> list[api.Breakpoint]:
         out = self.call("ListBreakpoints", {"All": False})
-        return [Breakpoint.from_json(b) for b in out["Breakpoints"] or ()]
+        return [api.Breakpoint.from_json(b) for b in out["Breakpoints"] or ()]
 
     def list_functions(self, regex: str) -> list[str]:
         """Functions whose name matches ``regex`` (Go regexp syntax)."""
         return list(self.call("ListFunctions", {"Filter": regex})["Funcs"] or ())
 
-    def find_location(self, loc: str, goroutine_id: int = -1) -> list[Location]:
+    def find_location(self, loc: str, goroutine_id: int = -1) -> list[api.Location]:
         out = self.call("FindLocation", {"Scope": {"GoroutineID": goroutine_id}, "Loc": loc})
-        return [Location.from_json(x) for x in out["Locations"] or ()]
+        return [api.Location.from_json(x) for x in out["Locations"] or ()]
 
-    def disassemble(self, start_pc: int, end_pc: int = 0) -> list[AsmInstruction]:
+    def disassemble(self, start_pc: int, end_pc: int = 0) -> list[api.AsmInstruction]:
         """Instructions in [start_pc, end_pc), or the whole function around start_pc."""
         out = self.call(
             "Disassemble",
             {"Scope": {"GoroutineID": -1}, "StartPC": start_pc, "EndPC": end_pc, "Flavour": 2},
         )
-        return [AsmInstruction.from_json(i) for i in out["Disassemble"] or ()]
+        return [api.AsmInstruction.from_json(i) for i in out["Disassemble"] or ()]
 
     def list_goroutines(
         self,
@@ -707,17 +369,17 @@ class Client:
         count: int = 1000,
         filters: Sequence[Mapping[str, Any]] = (),
         timeout: float | None = None,
-    ) -> GoroutinePage:
+    ) -> api.GoroutinePage:
         """One page of goroutines (target must be stopped); ``nextg`` is -1 at the end.
 
         ``filters`` are ``api.ListGoroutinesFilter`` dicts (``Kind``, ``Negated``, ``Arg``).
         """
         params = {"Start": start, "Count": count, "Filters": list(filters)}
         out = self.call("ListGoroutines", params, timeout)
-        gs = tuple(Goroutine.from_json(g) for g in out["Goroutines"] or ())
-        return GoroutinePage(gs, out.get("Nextg", -1))
+        gs = tuple(api.Goroutine.from_json(g) for g in out["Goroutines"] or ())
+        return api.GoroutinePage(gs, out.get("Nextg", -1))
 
-    def iter_goroutines(self, page_size: int = 1000) -> Iterator[Goroutine]:
+    def iter_goroutines(self, page_size: int = 1000) -> Iterator[api.Goroutine]:
         """Every goroutine, page by page (target must be stopped)."""
         start = 0
         while start >= 0:
@@ -727,14 +389,14 @@ class Client:
                 break
             start = page.nextg
 
-    def stacktrace(self, goroutine_id: int, depth: int = 50) -> list[Stackframe]:
+    def stacktrace(self, goroutine_id: int, depth: int = 50) -> list[api.Stackframe]:
         out = self.call("Stacktrace", {"Id": goroutine_id, "Depth": depth})
-        return [Stackframe.from_json(f) for f in out["Locations"] or ()]
+        return [api.Stackframe.from_json(f) for f in out["Locations"] or ()]
 
-    def eval(self, expr: str, goroutine_id: int = -1, frame: int = 0) -> Variable:
+    def eval(self, expr: str, goroutine_id: int = -1, frame: int = 0) -> api.Variable:
         scope = {"GoroutineID": goroutine_id, "Frame": frame}
         out = self.call("Eval", {"Scope": scope, "Expr": expr})
-        return Variable.from_json(out["Variable"])
+        return api.Variable.from_json(out["Variable"])
 
     def detach(self, kill: bool = False) -> None:
         """End the debug session: dlv lets the target go (or kills it) and exits."""
@@ -745,7 +407,8 @@ class Client:
 
 
 class StateCall:
-    """A pending ``Command``: ``result()`` waits for the stop and returns the state."""
+    """A pending ``Command``: ``result()`` waits for the stop and returns the state;
+    ``stop()`` reads only what the hot path needs of it."""
 
     def __init__(self, call: Call) -> None:
         self.call = call
@@ -753,5 +416,8 @@ class StateCall:
     def done(self) -> bool:
         return self.call.done()
 
-    def result(self, timeout: float | None = None) -> DebuggerState:
-        return DebuggerState.from_json(self.call.result(timeout)["State"])
+    def result(self, timeout: float | None = None) -> api.DebuggerState:
+        return api.DebuggerState.from_json(self.call.result(timeout)["State"])
+
+    def stop(self, timeout: float | None = None) -> api.Stop:
+        return api.Stop(self.call.result(timeout)["State"])

@@ -13,9 +13,9 @@ stops twice (entry and return) and never learns the new id.
 With ``func`` (a Go regexp) it traces those functions' entries with their arguments
 instead, as ``dlv trace`` does, into a ``calls`` table.
 
-Rows are built from Delve's raw JSON on the connection's reader thread, after the next
-``continue`` has gone out (see ``server.DlvServer._on_stop``); frames and whole stacks
-are interned, so a hot ``go`` statement costs a dict lookup.
+Rows are built on the connection's reader thread from each stop's ``api.Hit`` views,
+after the next ``continue`` has gone out (see ``server.DlvServer._on_stop``); frames and
+whole stacks are interned, so a hot ``go`` statement costs a dict lookup.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import GoleakError
-from . import rpc
+from ..goroutines import frame_text
+from . import api, rpc
 from .server import DlvServer
 
 HOOK_FUNC = "runtime.newproc.func1"
@@ -41,11 +42,13 @@ LIVE_PAGE = 2000
 # stop: with a new creator goroutine per request it grows without end. Past this many
 # entries the tracepoint is set again (while halted, so nothing is missed).
 HITCOUNT_REFRESH = 256
-ARGS_CONFIG = rpc.LoadConfig(max_variable_recurse=1, max_string_len=64, max_array_values=8,
+ARGS_CONFIG = api.LoadConfig(max_variable_recurse=1, max_string_len=64, max_array_values=8,
                              max_struct_fields=3)  # fmt: skip
 INTERNAL_RUNTIME = "internal/runtime/"  # runtime's own subpackages (Go 1.23+)
 
 Row = dict[str, Any]
+Site = tuple[str, str, int]  # (func, file, line) of a frame; func "?" when Delve has none
+Interned = tuple[tuple[str, ...], int, tuple[Site, ...]]  # (stack, stack_id, frames)
 
 
 def package_of(func: str) -> str:
@@ -67,27 +70,25 @@ class Stacks:
 
     def __init__(self) -> None:
         self.ids: dict[tuple[str, ...], int] = {}
-        self._by_raw: dict[tuple[Any, ...], tuple[tuple[str, ...], int, tuple[Any, ...]]] = {}
+        self._by_raw: dict[tuple[Any, ...], Interned] = {}
         self._lock = threading.Lock()
 
-    def intern(
-        self, raw: list[dict[str, Any]], skip_hook: bool, depth: int
-    ) -> tuple[tuple[str, ...], int, tuple[Any, ...]]:
-        """(stack, stack_id, (site_func, site_file, site_line)) for Delve's raw frames."""
-        key = (skip_hook, depth, *((f.get("pc"), f.get("line")) for f in raw))
-        hit = self._by_raw.get(key)
-        if hit is not None:
-            return hit
-        frames = [(_frame_func(f), f.get("file", ""), f.get("line", 0)) for f in raw]
+    def intern(self, hit: api.Hit, skip_hook: bool, depth: int) -> Interned:
+        """(stack, stack_id, frames) of a hit's stacktrace; ``frames`` are (func, file,
+        line), innermost first, after the hook's own frames when ``skip_hook``."""
+        key = (skip_hook, depth, *hit.stack_key())
+        known = self._by_raw.get(key)
+        if known is not None:
+            return known
+        frames = tuple(_site(loc) for loc in hit.stack())
         if skip_hook:
             cut = next((i for i, fr in enumerate(frames) if fr[0] == CREATOR), None)
             if cut is not None:
                 frames = frames[cut + 1 :]
-        site = frames[0] if frames else (None, None, None)
-        stack = tuple(sys.intern(f"{fn} {file}:{line}") for fn, file, line in frames[:depth])
+        stack = tuple(sys.intern(_site_text(fr)) for fr in frames[:depth])
         with self._lock:
             stack_id = self.ids.setdefault(stack, len(self.ids))
-            out = (stack, stack_id, site)
+            out = (stack, stack_id, frames)
             self._by_raw[key] = out
         return out
 
@@ -257,14 +258,14 @@ class Trace:
         return ids
 
     # ---- the runner's callbacks ---------------------------------------------------------
-    def wants(self, threads: list[dict[str, Any]]) -> bool:
-        if self.max_events is not None and self.events + len(threads) >= self.max_events:
+    def wants(self, hits: list[api.Hit]) -> bool:
+        if self.max_events is not None and self.events + len(hits) >= self.max_events:
             return False
-        return not any(_hitcounts(th) >= HITCOUNT_REFRESH for th in threads)
+        return not any(h.hit_goroutines >= HITCOUNT_REFRESH for h in hits)
 
-    def hits(self, threads: list[dict[str, Any]], now_ns: int) -> bool:
+    def hits(self, hits: list[api.Hit], now_ns: int) -> bool:
         build = self._creation_row if self.func is None else self._call_row
-        rows = [build(th, now_ns, self.seq0 + self.events + i) for i, th in enumerate(threads)]
+        rows = [build(h, now_ns, self.seq0 + self.events + i) for i, h in enumerate(hits)]
         if self.max_events is not None:
             rows = rows[: max(self.max_events - self.events, 0)]
         if rows:
@@ -273,7 +274,7 @@ class Trace:
         if self.max_events is not None and self.events >= self.max_events and self._claim():
             self._max_reached = True
             return False
-        return self._finished or not any(_hitcounts(th) >= HITCOUNT_REFRESH for th in threads)
+        return self._finished or not any(h.hit_goroutines >= HITCOUNT_REFRESH for h in hits)
 
     def halted(self, client: rpc.Client) -> bool:
         if self._max_reached:
@@ -301,44 +302,40 @@ class Trace:
             self._mark("lost", why)
         self._release()
 
-    def _creation_row(self, th: dict[str, Any], now_ns: int, seq: int) -> Row:
-        info = th.get("breakPointInfo") or {}
-        stack, stack_id, (fn, file, line) = self.stacks.intern(
-            info.get("stacktrace") or [], True, self.depth
-        )
+    def _creation_row(self, hit: api.Hit, now_ns: int, seq: int) -> Row:
+        stack, stack_id, frames = self.stacks.intern(hit, True, self.depth)
+        site = frames[0] if frames else None
         new_goid = None
-        for v in info.get("variables") or ():
-            if not v.get("unreadable"):
+        for v in hit.variables():
+            if not v.unreadable:
                 try:
-                    new_goid = int(v.get("value", ""))
+                    new_goid = int(v.value)
                 except ValueError:
                     pass
         return {
             "time": now_ns,
             "seq": seq,
-            "goid": th.get("goroutineID"),
+            "goid": hit.goroutine_id,
             "new_goid": new_goid,
-            "site": f"{fn} {file}:{line}" if fn else None,
-            "site_func": fn,
-            "site_file": file,
-            "site_line": line,
+            "site": _site_text(site) if site else None,
+            "site_func": site[0] if site else None,
+            "site_file": site[1] if site else None,
+            "site_line": site[2] if site else None,
             "stack": stack,
             "stack_id": stack_id,
-            "runtime": is_runtime(fn),
+            "runtime": is_runtime(site[0] if site else None),
         }
 
-    def _call_row(self, th: dict[str, Any], now_ns: int, seq: int) -> Row:
-        info = th.get("breakPointInfo") or {}
-        raw = info.get("stacktrace") or []
-        stack, stack_id, _ = self.stacks.intern(raw, False, self.depth)
-        caller = _frame_text(raw[1]) if len(raw) > 1 else None
-        args = tuple(str(rpc.Variable.from_json(v)) for v in info.get("arguments") or ())
+    def _call_row(self, hit: api.Hit, now_ns: int, seq: int) -> Row:
+        stack, stack_id, frames = self.stacks.intern(hit, False, self.depth)
+        caller = _site_text(frames[1]) if len(frames) > 1 else None
+        args = tuple(str(v) for v in hit.arguments())
         return {
             "time": now_ns,
             "seq": seq,
-            "goid": th.get("goroutineID"),
+            "goid": hit.goroutine_id,
             # the innermost frame, not the breakpoint: one tracepoint covers inlined copies
-            "func": _frame_func(raw[0]) if raw else (th.get("function") or {}).get("name"),
+            "func": frames[0][0] if frames else hit.function,
             "args": args,
             "caller": caller,
             "stack": stack,
@@ -384,21 +381,17 @@ class Trace:
     def _list_live(self, client: rpc.Client) -> tuple[dict[int, str | None] | None, int]:
         """Every live goroutine -> its go statement, from Delve's goroutine list."""
         live: dict[int, str | None] = {}
-        start, deadline = 0, time.monotonic() + LIVE_BUDGET_S
+        deadline = time.monotonic() + LIVE_BUDGET_S
         try:
-            while start >= 0:
+            for g in client.iter_goroutines(LIVE_PAGE):
                 if time.monotonic() > deadline:
                     self.warnings.append(
                         f"listing the live goroutines took over {LIVE_BUDGET_S:g}s; 'alive' "
                         "is left empty (take a snapshot instead)."
                     )
                     return None, 0
-                out = client.call("ListGoroutines", {"Start": start, "Count": LIVE_PAGE})
-                for g in out.get("Goroutines") or ():
-                    loc = g.get("goStatementLoc") or {}
-                    live[g["id"]] = _frame_text(loc) if loc.get("pc") else None
-                nxt = out.get("Nextg", -1)
-                start = -1 if nxt == start else nxt
+                loc = g.go_statement_loc
+                live[g.id] = _site_text(_site(loc)) if loc.pc else None
         except rpc.DelveError as e:
             self.warnings.append(f"could not list the live goroutines ({e}).")
             return None, 0
@@ -449,7 +442,7 @@ class Trace:
         return f"<Trace {self.server.label} {self.summary()}>"
 
 
-def _runqput_call(client: rpc.Client) -> rpc.AsmInstruction | None:
+def _runqput_call(client: rpc.Client) -> api.AsmInstruction | None:
     try:
         locs = client.find_location(HOOK_FUNC)
     except rpc.RPCError:
@@ -462,13 +455,10 @@ def _runqput_call(client: rpc.Client) -> rpc.AsmInstruction | None:
     return None
 
 
-def _hitcounts(th: dict[str, Any]) -> int:
-    return len((th.get("breakPoint") or {}).get("hitCount") or ())
+def _site(loc: api.Location) -> Site:
+    return (loc.function or "?", loc.file, loc.line)
 
 
-def _frame_func(f: dict[str, Any]) -> str:
-    return (f.get("function") or {}).get("name") or "?"
-
-
-def _frame_text(f: dict[str, Any]) -> str:
-    return f"{_frame_func(f)} {f.get('file', '')}:{f.get('line', 0)}"
+def _site_text(site: Site) -> str:
+    func, file, line = site
+    return frame_text(func, f"{file}:{line}")
