@@ -38,6 +38,7 @@ import pandas as pd
 from . import agent, tables
 from .delve.api import G_SCAN, G_STATUS
 from .errors import GoleakError
+from .frames import frame_text
 
 # Status words the runtime prints when a goroutine is not waiting (gStatusStrings);
 # any other text in the header is a wait reason, and the goroutine is waiting.
@@ -134,11 +135,6 @@ def parse_header(rest: str) -> Header | None:
         labels=labels,
         agent=labels is not None and labels.get(agent.LABEL[0]) == agent.LABEL[1],
     )
-
-
-def frame_text(func: str, loc: str) -> str:
-    """One frame as ``func file:line`` (the form every table uses)."""
-    return f"{func} {loc}"
 
 
 def _frame_pairs(lines: list[str]) -> list[tuple[str, str | None]]:

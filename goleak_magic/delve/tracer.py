@@ -27,7 +27,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import GoleakError
-from ..goroutines import frame_text
+from ..frames import frame_text
 from . import api, rpc
 from .server import DlvServer
 
