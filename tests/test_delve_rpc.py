@@ -60,6 +60,33 @@ def test_typed_results(halted: dlv.DlvServer) -> None:
     assert not [b for b in c.list_breakpoints() if b.id > 0]
 
 
+def test_stop_view_reads_what_the_typed_state_holds(halted: dlv.DlvServer) -> None:
+    """The hot path's lazy ``Stop``/``Hit`` view and ``DebuggerState`` read one reply alike."""
+    c = halted.client
+    bp = c.create_breakpoint(
+        function_name="main.park", tracepoint=True, stacktrace=3, variables=["ch"],
+        load_args=api.LoadConfig(),
+    )  # fmt: skip
+    running = c.continue_async()
+    stop, st = running.stop(30), running.result(0)  # one reply, read both ways
+    assert not stop.exited and not st.exited
+    [hit], [th] = stop.hits, st.hits
+    assert th.breakpoint is not None and th.breakpoint_info is not None
+    assert hit.breakpoint_id == th.breakpoint.id == bp.id
+    assert hit.goroutine_id == th.goroutine_id > 0
+    assert hit.function == th.function
+    assert hit.stack() == tuple(f.location for f in th.breakpoint_info.stacktrace)
+    # the goroutine's whole stack (3 frames): park, the go statement's wrapper, goexit
+    assert [loc.function for loc in hit.stack()] == [
+        "main.park", "main.main.gowrap1", "runtime.goexit"
+    ]  # fmt: skip
+    assert hit.stack_key() == tuple((loc.pc, loc.line) for loc in hit.stack())
+    assert hit.hit_goroutines == 1  # one goroutine has hit it so far
+    assert hit.variables() == th.breakpoint_info.variables
+    assert [str(v) for v in hit.arguments()] == ["ch=chan struct {} 0/0"]
+    c.clear_breakpoint(bp.id)
+
+
 def test_replies_matched_by_id_and_timeouts(halted: dlv.DlvServer) -> None:
     c = halted.client
     running = c.command_async("continue")  # spawn parks its goroutines and waits forever
