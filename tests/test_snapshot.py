@@ -17,9 +17,8 @@ from goleak_magic.delve import server as dlv_server
 from goleak_magic.session import Session
 from goleak_magic.target import Target
 
-from .conftest import wait_for
+from .conftest import PROGRAMS, wait_for
 
-TESTDATA = Path(__file__).parent / "testdata"
 PARK_LINE = "pprofserver/main.go:29"  # the go statement in pprofserver
 SPAWN_LINE = "spawn/main.go:38"
 
@@ -38,7 +37,7 @@ def parked(g: pd.DataFrame, where: str = PARK_LINE) -> pd.DataFrame:
 
 
 def test_agent_pprof_and_delve_agree(sess: Session, toolchain: str) -> None:
-    t = sess.launch(str(TESTDATA / "pprofserver"), args=["-n", "40", "-drop-half"])
+    t = sess.launch(str(PROGRAMS / "pprofserver"), args=["-n", "40", "-drop-half"])
     url = started(t, "pprof=").removeprefix("pprof=")
     a = sess.snapshot(t.name, source="agent")
     p = sess.snapshot(t.name, source="pprof", url=url)
@@ -69,7 +68,7 @@ def test_agent_pprof_and_delve_agree(sess: Session, toolchain: str) -> None:
 
 def test_pprof_without_a_leak_profile_says_so_once(sess: Session, monkeypatch) -> None:
     monkeypatch.setenv("GOTOOLCHAIN", "local")  # Go 1.26 without the experiment
-    t = sess.launch(str(TESTDATA / "pprofserver"), args=["-n", "10", "-drop-half"], agent=False)
+    t = sess.launch(str(PROGRAMS / "pprofserver"), args=["-n", "10", "-drop-half"], agent=False)
     url = started(t, "pprof=").removeprefix("pprof=")
     first = sess.snapshot(t.name, url=url)  # auto: no agent, so pprof
     assert first.source == "pprof" and first.leaked is None
