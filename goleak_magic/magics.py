@@ -48,9 +48,9 @@ def _argv(line: str) -> list[str]:
         raise GoleakError(f"could not split the arguments ({e}); balance the quotes.") from None
 
 
-def _parse(magic: Any, line: str) -> Any:
-    """Parse ``line`` with the ``@argument``s of ``magic`` (a magic or %goleak subcommand)."""
-    return magic.parser.parse_args(_argv(line))
+def _parse(magic: Any, argv: list[str]) -> Any:
+    """Parse ``argv`` with the ``@argument``s of ``magic`` (a magic or %goleak subcommand)."""
+    return magic.parser.parse_args(argv)
 
 
 def _parse_with_program_args(magic: Any, line: str) -> tuple[Any, list[str]]:
@@ -266,7 +266,7 @@ class GoleakMagics(Magics):
         in ``session().targets[N].goroutines``. A series runs in the background and
         returns its handle (``.snapshots``, ``.wait()``, ``.stop()``).
         """  # fmt: skip
-        a = _parse(self.schedsnap, line)
+        a = _parse(self.schedsnap, _argv(line))
         s = self.session
         if a.diff:
             name = a.target or self._only_snapshotted()
@@ -338,7 +338,7 @@ class GoleakMagics(Magics):
         once with the trace's handle; ``--wait`` blocks and returns this trace's rows.
         ``--stop`` (and stopping the target) detaches Delve; the program runs on.
         """
-        a = _parse(self.dlvtrace, line)
+        a = _parse(self.dlvtrace, _argv(line))
         s = self.session
         if a.stop:
             handle = s.stop_trace(a.stop)
@@ -398,15 +398,15 @@ class GoleakMagics(Magics):
         %goleak save N FILE | %goleak load FILE
         %goleak status
         """
-        sub, _, rest = line.strip().partition(" ")
+        sub, *argv = _argv(line) or [""]
         handler = getattr(self, f"_goleak_{sub}", None) if sub else None
         if handler is None:
             subs = sorted(n.removeprefix("_goleak_") for n in dir(self) if n.startswith("_goleak_"))
             raise GoleakError(f"say what to show: %goleak {' | '.join(subs)} (see %goleak?).")
-        return handler(rest)
+        return handler(argv)
 
-    # Each %goleak subcommand is a method named _goleak_<sub>(rest: str).
-    def _goleak_status(self, rest: str) -> Any:
+    # Each %goleak subcommand is a method named _goleak_<sub>(argv: list[str]).
+    def _goleak_status(self, argv: list[str]) -> Any:
         return self.session.list()
 
     @magic_arguments(name="goleak suspects")
@@ -418,20 +418,20 @@ class GoleakMagics(Magics):
         type=_var_name,
         help="store the table in VAR instead of showing it",
     )
-    def _goleak_suspects(self, rest: str) -> Any:
+    def _goleak_suspects(self, argv: list[str]) -> Any:
         """%goleak suspects N [-o VAR]: creation sites ranked by leak evidence (score =
         goroutines the evidence says leak; a suspect scores 5 or more). A running target
         with fewer than 3 snapshots gets 3 first, 1 s apart."""
-        a = _parse(self._goleak_suspects, rest)
+        a = _parse(self._goleak_suspects, argv)
         return self._out(a.var, self.session.suspects(a.target))
 
     @magic_arguments(name="goleak report")
     @argument("target", help="name of the target (see %%golaunch --list)")
     @argument("--html", metavar="FILE", help="also write the report as an HTML file")
-    def _goleak_report(self, rest: str) -> Any:
+    def _goleak_report(self, argv: list[str]) -> Any:
         """%goleak report N [--html FILE]: the top suspect, where it blocks, a
         representative stack and the numbers behind the verdict."""
-        a = _parse(self._goleak_report, rest)
+        a = _parse(self._goleak_report, argv)
         rep = self.session.report(a.target, html=a.html)
         if a.html:
             print(f"wrote {a.html}")
@@ -441,18 +441,18 @@ class GoleakMagics(Magics):
     @argument("target", help="name of the target (see %%golaunch --list)")
     @argument("--live", action="store_true", help="follow it while it runs, with a control bar")
     @argument("--html", metavar="FILE", help="also write a standalone HTML file (works offline)")
-    def _goleak_timeline(self, rest: str) -> Any:
+    def _goleak_timeline(self, argv: list[str]) -> Any:
         """%goleak timeline N [--live] [--html FILE]: goroutine counts, creations per site,
         alive per site, wait reasons on one time axis; select a window to list its sites."""
-        a = _parse(self._goleak_timeline, rest)
+        a = _parse(self._goleak_timeline, argv)
         return self.session.timeline(a.target, live=a.live, html=a.html)
 
     @magic_arguments(name="goleak save")
     @argument("target", help="name of the target to save")
     @argument("file", help="recording file to write (replaced atomically if it exists)")
-    def _goleak_save(self, rest: str) -> Any:
+    def _goleak_save(self, argv: list[str]) -> Any:
         """%goleak save N FILE: write every table and the metadata of target N to FILE."""
-        a = _parse(self._goleak_save, rest)
+        a = _parse(self._goleak_save, argv)
         path = self.session.save(a.target, a.file)
         print(f"saved {a.target} to {path}")
         return None
@@ -460,7 +460,7 @@ class GoleakMagics(Magics):
     @magic_arguments(name="goleak load")
     @argument("file", help="recording file written by %%goleak save")
     @argument("--name", help="name for the loaded target (default: the saved name)")
-    def _goleak_load(self, rest: str) -> Any:
+    def _goleak_load(self, argv: list[str]) -> Any:
         """%goleak load FILE [--name N]: open a recording as a target (no Go or dlv needed)."""
-        a = _parse(self._goleak_load, rest)
+        a = _parse(self._goleak_load, argv)
         return self.session.load(a.file, name=a.name)
