@@ -9,6 +9,7 @@ with ``func``, in the trace's own ``calls`` table). ``sites`` groups creations b
 from __future__ import annotations
 
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,8 @@ from .errors import GoleakError
 from .settings import Settings
 from .target import Target
 
+PROGRESS_EVERY_S = 0.5  # how often a blocking wait reports the trace's progress
+
 
 class Tracing:
     """A trace of one target, as the session hands it out: the ``Trace`` plus its rows."""
@@ -36,8 +39,27 @@ class Tracing:
     def running(self) -> bool:
         return self.trace.running
 
-    def wait(self, timeout: float | None = None) -> bool:
-        return self.trace.wait(timeout)
+    def wait(
+        self, timeout: float | None = None, progress: Callable[[str], None] | None = None
+    ) -> bool:
+        """True once the trace has ended, False if ``timeout`` seconds pass first.
+
+        With ``progress``, it is given the trace's progress line every
+        ``PROGRESS_EVERY_S`` and once more at the end, and an interrupt (Ctrl-C) stops
+        the trace instead of leaving it running unwatched; its rows stay.
+        """
+        if progress is None:
+            return self.trace.wait(timeout)
+        deadline = float("inf") if timeout is None else time.monotonic() + timeout
+        try:
+            while not self.trace.wait(min(PROGRESS_EVERY_S, deadline - time.monotonic())):
+                if time.monotonic() >= deadline:
+                    return False
+                progress(self.trace.progress())
+        except KeyboardInterrupt:
+            self.stop("interrupted")
+        progress(self.trace.progress())
+        return True
 
     def stop(self, reason: str = "stopped by the user") -> Tracing:
         self.trace.stop(reason)
@@ -53,7 +75,11 @@ class Tracing:
     def sites(self) -> pd.DataFrame:
         """The per-site summary of this trace's creations."""
         if self.trace.func is not None:
-            raise GoleakError("a --func trace records calls, not creations; it has no sites.")
+            # Errors name a parameter as a Python caller writes it, then the magic's
+            # flag (see errors.py).
+            raise GoleakError(
+                "a trace with func (--func) records calls, not creations; it has no sites."
+            )
         return sites(self.frame(), live=live_set(self.target, self.trace), span=self.span())
 
     def span(self) -> tuple[int, int]:

@@ -11,9 +11,8 @@ from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
-from IPython.utils.process import arg_split
-from traitlets import Float, Int, Unicode
+from IPython.core.magic_arguments import argument, magic_arguments
+from traitlets import Float, Int, TraitError, Unicode, validate
 
 from .errors import GoleakError
 from .session import Session, session
@@ -40,9 +39,23 @@ def _var_name(text: str) -> str:
     return text
 
 
+def _argv(line: str) -> list[str]:
+    """Every magic's line split as a shell splits it: quotes group words and go away
+    (``--url "http://..."`` gives the bare URL), and a path may hold spaces."""
+    try:
+        return shlex.split(line)
+    except ValueError as e:
+        raise GoleakError(f"could not split the arguments ({e}); balance the quotes.") from None
+
+
+def _parse(magic: Any, argv: list[str]) -> Any:
+    """Parse ``argv`` with the ``@argument``s of ``magic`` (a magic or %goleak subcommand)."""
+    return magic.parser.parse_args(argv)
+
+
 def _parse_with_program_args(magic: Any, line: str) -> tuple[Any, list[str]]:
     """Parse ``line``; everything after a bare ``--`` goes to the program untouched."""
-    tokens = arg_split(line, posix=True)
+    tokens = _argv(line)
     cut = tokens.index("--") if "--" in tokens else len(tokens)
     return magic.parser.parse_args(tokens[:cut]), tokens[cut + 1 :]
 
@@ -57,13 +70,16 @@ def _env_pairs(pairs: list[str] | None) -> dict[str, str]:
     return env
 
 
-def _parse_sub(method: Any, rest: str) -> Any:
-    """Parse a %goleak subcommand's arguments, shell-style, so quoted paths may hold spaces."""
-    try:
-        argv = shlex.split(rest)
-    except ValueError as e:
-        raise GoleakError(f"could not split the arguments ({e}); balance the quotes.") from None
-    return method.parser.parse_args(argv)
+def _checked(proposal: Any, what: str, zero_ok: bool = False) -> Any:
+    """A %config value refused as it is set, not later when a launch uses it."""
+    name, value = proposal["trait"].name, proposal["value"]
+    if value < 0 or (value == 0 and not zero_ok):
+        bound = "0 or more" if zero_ok else "greater than 0"
+        raise TraitError(
+            f"GoleakMagics.{name} takes {what} {bound}, not {value}; e.g. "
+            f"%config GoleakMagics.{name} = {getattr(Settings, name)}."
+        )
+    return value
 
 
 class _Progress:
@@ -113,6 +129,18 @@ class GoleakMagics(Magics):
     stop_timeout = Float(
         Settings.stop_timeout, help="Seconds between SIGTERM and SIGKILL on --stop."
     ).tag(config=True)
+
+    @validate("schedtrace_ms", "log_lines", "max_rows")
+    def _positive_count(self, proposal: Any) -> int:
+        return _checked(proposal, "a whole number")
+
+    @validate("startup_timeout")
+    def _positive_seconds(self, proposal: Any) -> float:
+        return _checked(proposal, "a number of seconds")
+
+    @validate("stop_timeout")
+    def _seconds(self, proposal: Any) -> float:
+        return _checked(proposal, "a number of seconds", zero_ok=True)
 
     def __init__(self, shell: Any = None, sess: Session | None = None, **kw: Any) -> None:
         super().__init__(shell, **kw)
@@ -238,7 +266,7 @@ class GoleakMagics(Magics):
         in ``session().targets[N].goroutines``. A series runs in the background and
         returns its handle (``.snapshots``, ``.wait()``, ``.stop()``).
         """  # fmt: skip
-        a = parse_argstring(self.schedsnap, line)
+        a = _parse(self.schedsnap, _argv(line))
         s = self.session
         if a.diff:
             name = a.target or self._only_snapshotted()
@@ -310,7 +338,7 @@ class GoleakMagics(Magics):
         once with the trace's handle; ``--wait`` blocks and returns this trace's rows.
         ``--stop`` (and stopping the target) detaches Delve; the program runs on.
         """
-        a = self.dlvtrace.parser.parse_args(arg_split(line, posix=True))  # quotes as a shell
+        a = _parse(self.dlvtrace, _argv(line))
         s = self.session
         if a.stop:
             handle = s.stop_trace(a.stop)
@@ -337,12 +365,8 @@ class GoleakMagics(Magics):
             if var is not None:
                 print(f"{var} gets the rows when the trace ends (%dlvtrace --stop {name}).")
             return handle
-        try:
-            while not handle.wait(_Progress.EVERY_S):
-                print(f"\r{handle.trace.progress()}", end="", file=sys.stderr, flush=True)
-        except KeyboardInterrupt:
-            handle.stop("interrupted")
-        print(f"\r{handle.trace.progress()}", file=sys.stderr, flush=True)
+        handle.wait(progress=lambda text: print(f"\r{text}", end="", file=sys.stderr, flush=True))
+        print(file=sys.stderr, flush=True)  # ends the progress line
         print(handle.trace.summary())
         return self._out(var, handle.frame())
 
@@ -374,15 +398,15 @@ class GoleakMagics(Magics):
         %goleak save N FILE | %goleak load FILE
         %goleak status
         """
-        sub, _, rest = line.strip().partition(" ")
+        sub, *argv = _argv(line) or [""]
         handler = getattr(self, f"_goleak_{sub}", None) if sub else None
         if handler is None:
             subs = sorted(n.removeprefix("_goleak_") for n in dir(self) if n.startswith("_goleak_"))
             raise GoleakError(f"say what to show: %goleak {' | '.join(subs)} (see %goleak?).")
-        return handler(rest)
+        return handler(argv)
 
-    # Each %goleak subcommand is a method named _goleak_<sub>(rest: str).
-    def _goleak_status(self, rest: str) -> Any:
+    # Each %goleak subcommand is a method named _goleak_<sub>(argv: list[str]).
+    def _goleak_status(self, argv: list[str]) -> Any:
         return self.session.list()
 
     @magic_arguments(name="goleak suspects")
@@ -394,20 +418,20 @@ class GoleakMagics(Magics):
         type=_var_name,
         help="store the table in VAR instead of showing it",
     )
-    def _goleak_suspects(self, rest: str) -> Any:
+    def _goleak_suspects(self, argv: list[str]) -> Any:
         """%goleak suspects N [-o VAR]: creation sites ranked by leak evidence (score =
         goroutines the evidence says leak; a suspect scores 5 or more). A running target
         with fewer than 3 snapshots gets 3 first, 1 s apart."""
-        a = _parse_sub(self._goleak_suspects, rest)
+        a = _parse(self._goleak_suspects, argv)
         return self._out(a.var, self.session.suspects(a.target))
 
     @magic_arguments(name="goleak report")
     @argument("target", help="name of the target (see %%golaunch --list)")
     @argument("--html", metavar="FILE", help="also write the report as an HTML file")
-    def _goleak_report(self, rest: str) -> Any:
+    def _goleak_report(self, argv: list[str]) -> Any:
         """%goleak report N [--html FILE]: the top suspect, where it blocks, a
         representative stack and the numbers behind the verdict."""
-        a = _parse_sub(self._goleak_report, rest)
+        a = _parse(self._goleak_report, argv)
         rep = self.session.report(a.target, html=a.html)
         if a.html:
             print(f"wrote {a.html}")
@@ -417,18 +441,18 @@ class GoleakMagics(Magics):
     @argument("target", help="name of the target (see %%golaunch --list)")
     @argument("--live", action="store_true", help="follow it while it runs, with a control bar")
     @argument("--html", metavar="FILE", help="also write a standalone HTML file (works offline)")
-    def _goleak_timeline(self, rest: str) -> Any:
+    def _goleak_timeline(self, argv: list[str]) -> Any:
         """%goleak timeline N [--live] [--html FILE]: goroutine counts, creations per site,
         alive per site, wait reasons on one time axis; select a window to list its sites."""
-        a = _parse_sub(self._goleak_timeline, rest)
+        a = _parse(self._goleak_timeline, argv)
         return self.session.timeline(a.target, live=a.live, html=a.html)
 
     @magic_arguments(name="goleak save")
     @argument("target", help="name of the target to save")
     @argument("file", help="recording file to write (replaced atomically if it exists)")
-    def _goleak_save(self, rest: str) -> Any:
+    def _goleak_save(self, argv: list[str]) -> Any:
         """%goleak save N FILE: write every table and the metadata of target N to FILE."""
-        a = _parse_sub(self._goleak_save, rest)
+        a = _parse(self._goleak_save, argv)
         path = self.session.save(a.target, a.file)
         print(f"saved {a.target} to {path}")
         return None
@@ -436,7 +460,7 @@ class GoleakMagics(Magics):
     @magic_arguments(name="goleak load")
     @argument("file", help="recording file written by %%goleak save")
     @argument("--name", help="name for the loaded target (default: the saved name)")
-    def _goleak_load(self, rest: str) -> Any:
+    def _goleak_load(self, argv: list[str]) -> Any:
         """%goleak load FILE [--name N]: open a recording as a target (no Go or dlv needed)."""
-        a = _parse_sub(self._goleak_load, rest)
+        a = _parse(self._goleak_load, argv)
         return self.session.load(a.file, name=a.name)

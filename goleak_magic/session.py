@@ -61,8 +61,8 @@ class Session:
                     )
                 if name in self.targets:
                     raise GoleakError(
-                        f"a target named '{name}' already exists; pick another --name or "
-                        f"remove it with %golaunch --forget {name}."
+                        f"a target named '{name}' already exists; pick another name (--name) "
+                        f"or remove it with %golaunch --forget {name}."
                     )
                 return name
             base = re.sub(r"[^\w.-]", "_", default) or "target"
@@ -98,13 +98,19 @@ class Session:
         agent: bool = True,
     ) -> Target:
         """Build (if needed) and start ``spec`` with schedtrace; returns once it runs."""
+        # Errors name a parameter as a Python caller writes it, then the magic's flag:
+        # "schedtrace_ms (--schedtrace) ..." reads right for both (see errors.py).
         ms = schedtrace_ms if schedtrace_ms is not None else self.settings.schedtrace_ms
         if ms <= 0:
-            raise GoleakError("--schedtrace takes a positive number of milliseconds, e.g. 500.")
+            raise GoleakError(
+                "schedtrace_ms (--schedtrace) takes a positive number of milliseconds, e.g. 500."
+            )
         if ancestors is not None and ancestors < 0:
-            raise GoleakError("--ancestors takes a number of ancestor stacks, 0 or more.")
+            raise GoleakError(
+                "ancestors (--ancestors) takes a number of ancestor stacks, 0 or more."
+            )
         if cwd is not None and not Path(cwd).is_dir():
-            raise GoleakError(f"--cwd {cwd} is not a directory; give an existing one.")
+            raise GoleakError(f"cwd (--cwd) {cwd} is not a directory; give an existing one.")
         default = spec.removeprefix(build_mod.EXAMPLE_PREFIX)
         default = Path(default.rstrip("/")).stem or "target"
         claimed = self._claim(name, default)
@@ -291,7 +297,10 @@ class Session:
         if every is None and count is None:
             return snap.take(target, progress=progress, **kw)
         if every is None or count is None:
-            raise GoleakError("--every S and --count K go together, e.g. --every 1 --count 10.")
+            raise GoleakError(
+                "every (--every) and count (--count) go together, e.g. every=1, count=10 "
+                "(--every 1 --count 10)."
+            )
         held = None
         if source == "delve":
             # Attach once, here (dlv must start from this thread), for the whole series.

@@ -129,9 +129,12 @@ def take(
     attached for the call, or the one a trace already holds); without it the delve
     source is not available.
     """
+    # Errors name a parameter as a Python caller writes it, then the magic's flag:
+    # "url (--url)", "source='delve' (--source delve)" (see errors.py).
     if source != "auto" and source not in SOURCES:
         raise GoleakError(
-            f"--source {source} is not one of auto, {', '.join(SOURCES)}; pick one of those."
+            f"source (--source) '{source}' is not one of auto, {', '.join(SOURCES)}; pick one "
+            "of those."
         )
     with _lock(target):
         started = time.monotonic()
@@ -198,7 +201,7 @@ def _take(
         tried.append(f"{name}: {why}")
     raise GoleakError(
         f"no snapshot source works for {target.name} (" + "; ".join(tried) + "); launch it "
-        "with the agent (the default of %golaunch), give --url of its net/http/pprof, or "
+        "with the agent (the default of %golaunch), give url (--url) of its net/http/pprof, or "
         "make dlv available."
     )
 
@@ -208,9 +211,9 @@ def _unavailable(
 ) -> str | None:
     """Why ``auto`` skips ``name`` without trying it (None: worth a try)."""
     if name == "agent" and not target.meta.get("agent_socket"):
-        return "no agent (built with --no-agent, a prebuilt binary, or attached)"
+        return "no agent (built with agent=False (--no-agent), a prebuilt binary, or attached)"
     if name == "pprof" and not (url or target.meta.get("pprof_url")):
-        return "no --url given"
+        return "no url (--url) given"
     if name == "delve":
         if delve is None:
             return "Delve is not available"
@@ -231,8 +234,9 @@ def _from_agent(
     sock = target.meta.get("agent_socket")
     if not sock:
         raise GoleakError(
-            f"{target.name} has no agent (it was built with --no-agent, is a prebuilt binary "
-            "or was attached); use --source pprof --url URL or --source delve."
+            f"{target.name} has no agent (it was built with agent=False (--no-agent), is a "
+            "prebuilt binary or was attached); use source='pprof' with url (--source pprof "
+            "--url URL) or source='delve' (--source delve)."
         )
     _require_alive(target)
     parser = gparse.DumpParser(stacks=stacks, progress=progress)
@@ -243,7 +247,7 @@ def _from_agent(
         raise GoleakError(
             f"the agent of {target.name} does not answer on {sock} ({e.strerror}); the "
             "program may have replaced GOLEAK_MAGIC_AGENT or failed to listen — use "
-            "--source delve."
+            "source='delve' (--source delve)."
         ) from e
     except OSError as e:
         raise _gone_or(target, e) from e
@@ -293,7 +297,7 @@ def _gone_or(target: Target, e: BaseException) -> GoleakError:
         )
     return GoleakError(
         f"reading the goroutine dump of {target.name} failed ({e}); try again, or use "
-        "another --source."
+        "another source (--source)."
     )
 
 
@@ -303,7 +307,7 @@ def pprof_base(url: str) -> str:
     parts = urllib.parse.urlsplit(url if "://" in url else "http://" + url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise GoleakError(
-            f"--url {url} is not an http URL; give the program's pprof address, e.g. "
+            f"url (--url) {url} is not an http URL; give the program's pprof address, e.g. "
             "http://127.0.0.1:6060/debug/pprof/."
         )
     path = parts.path
@@ -318,8 +322,8 @@ def _from_pprof(
     url = url or target.meta.get("pprof_url")
     if not url:
         raise GoleakError(
-            "--source pprof needs --url, the address of the program's net/http/pprof, "
-            "e.g. --url http://127.0.0.1:6060/debug/pprof/."
+            "source='pprof' (--source pprof) needs url (--url), the address of the "
+            "program's net/http/pprof, e.g. http://127.0.0.1:6060/debug/pprof/."
         )
     base = pprof_base(url)
     leak = True
@@ -460,13 +464,14 @@ def _from_sched(
     detail = sched[sched["goroutines"].notna()] if len(sched) else sched
     if not len(detail) and target.detail and target.alive:
         raise GoleakError(
-            f"{target.name} has no complete --detail tick yet (a tick's counts come when "
-            "the next tick starts); try again after one --schedtrace interval."
+            f"{target.name} has no complete detail (--detail) tick yet (a tick's counts come "
+            "when the next tick starts); try again after one schedtrace_ms (--schedtrace) "
+            "interval."
         )
     if not len(detail):
         raise GoleakError(
-            f"{target.name} has no --detail schedtrace ticks; launch it with --detail for "
-            "per-state counts, or use another --source."
+            f"{target.name} has no detail (--detail) schedtrace ticks; launch it with "
+            "detail=True (--detail) for per-state counts, or use another source (--source)."
         )
     last = detail.iloc[-1]
     rows: list[dict[str, Any]] = [
@@ -516,7 +521,9 @@ class Series:
         if every <= 0 or count <= 0:
             if on_done is not None:
                 on_done()
-            raise GoleakError("--every takes seconds > 0 and --count a number of snapshots > 0.")
+            raise GoleakError(
+                "every (--every) takes seconds > 0 and count (--count) a number of snapshots > 0."
+            )
         self.target = target
         self._on_done = on_done
         self.every = every

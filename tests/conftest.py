@@ -1,11 +1,19 @@
-"""Shared fixtures. Every test here runs real go, real processes and (where needed) real dlv:
-a missing tool fails the test instead of skipping it."""
+"""Shared fixtures.
+
+A ``live`` test runs real go, real processes and (where needed) real dlv: a missing tool
+fails it instead of skipping it. A test is live when it uses a fixture that starts
+programs (``LIVE_FIXTURES``) or is marked ``@pytest.mark.live``; the rest (parsers on
+captured fixtures, analysis, the model) run on a machine without go.
+
+``tests/fixtures/`` holds captured runtime output and the programs that capture it;
+``tests/programs/`` (``PROGRAMS``) the Go programs the tests build and run.
+"""
 
 from __future__ import annotations
 
+import functools
 import os
 import re
-import shutil
 import signal
 import subprocess
 import time
@@ -19,17 +27,43 @@ from IPython.testing import globalipapp
 
 import goleak_magic
 from goleak_magic import build, process
+from goleak_magic.errors import GoleakError
 from goleak_magic.session import Session
 from goleak_magic.tools import find_dlv, find_go
 
 GO127 = "go1.27.3"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+PROGRAMS = Path(__file__).resolve().parent / "programs"
+LIVE_FIXTURES = frozenset({"sess", "ip", "headless_dlv", "toolchain"})
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    missing = [tool for tool in ("go",) if shutil.which(tool) is None]
-    if missing:
-        raise pytest.UsageError(f"required tools missing: {missing}; run scripts/setup.sh --test")
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "live: runs real go/dlv; fails (never skips) without them")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if LIVE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.live)
+
+
+@functools.cache
+def _missing_tools() -> str | None:
+    """Why live tests cannot run here (None: go and dlv are both found)."""
+    try:
+        find_go()
+        find_dlv()
+    except GoleakError as e:
+        return str(e)
+    return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    # Fail each live test loudly (an error, not a skip); pure tests run on regardless.
+    if item.get_closest_marker("live") and (why := _missing_tools()):
+        pytest.fail(f"this test runs real Go programs: {why} (scripts/setup.sh --test)",
+                    pytrace=False)  # fmt: skip
 
 
 @pytest.fixture

@@ -20,9 +20,7 @@ from goleak_magic.agent import AgentClient
 from goleak_magic.session import Session
 from goleak_magic.target import Target
 
-from .conftest import wait_for
-
-TESTDATA = Path(__file__).parent / "testdata"
+from .conftest import PROGRAMS, wait_for
 
 
 def tree(root: Path) -> dict[str, tuple[int, str]]:
@@ -46,7 +44,7 @@ def test_source_tree_unchanged_and_names_do_not_clash(
     sess: Session, tmp_path: Path, toolchain: str
 ) -> None:
     src = tmp_path / "clash"
-    shutil.copytree(TESTDATA / "clash", src)
+    shutil.copytree(PROGRAMS / "clash", src)
     before = tree(src)
     t = sess.launch(str(src))
     assert t.built is not None and t.built.agent
@@ -60,7 +58,7 @@ def test_source_tree_unchanged_and_names_do_not_clash(
 
 
 def test_agent_socket_is_private_and_the_program_unchanged(sess: Session) -> None:
-    t = sess.launch(str(TESTDATA / "pprofserver"), args=["-n", "5"])
+    t = sess.launch(str(PROGRAMS / "pprofserver"), args=["-n", "5"])
     url = pprof_url(t)
     sock = Path(t.meta["agent_socket"])
     assert stat.S_ISSOCK(sock.stat().st_mode)
@@ -91,7 +89,7 @@ def test_no_agent_and_prebuilt_binaries_have_none(sess: Session) -> None:
 
 def test_go_file_and_test_binary_builds_get_the_agent(sess: Session, tmp_path: Path) -> None:
     src = tmp_path / "pkg"
-    shutil.copytree(TESTDATA / "pprofserver", src)
+    shutil.copytree(PROGRAMS / "pprofserver", src)
     t = sess.launch(str(src / "main.go"), args=["-n", "3"])  # a file-list build
     assert t.built is not None and t.built.kind == "file" and t.built.agent
     assert AgentClient(t.meta["agent_socket"]).info()["pid"] == t.pid

@@ -16,6 +16,8 @@ from goleak_magic.tools import find_go
 
 from .conftest import pid_alive, wait_for
 
+pytestmark = pytest.mark.live
+
 
 @pytest.fixture(scope="module")
 def spawn_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -27,6 +27,8 @@ from goleak_magic.tools import find_dlv, find_go
 
 from .conftest import ARTIFACTS, HeadlessDlv, pid_alive, wait_for
 
+pytestmark = pytest.mark.live
+
 OLD_DELVE = "v1.24.2"  # knows Go up to 1.24
 NONROOT = "goleak-nonroot"
 

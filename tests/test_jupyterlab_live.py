@@ -19,7 +19,7 @@ from goleak_magic import process
 from .conftest import pid_alive, wait_for
 from .viz_support import chromium_page
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.live]
 
 CELLS = [
     "%load_ext goleak_magic\n"

@@ -16,9 +16,9 @@ from goleak_magic import GoleakError
 from goleak_magic.build import example_names
 from goleak_magic.session import Session
 
-from .conftest import pid_alive, wait_for
+from .conftest import PROGRAMS, pid_alive, wait_for
 
-TESTDATA = Path(__file__).resolve().parent / "testdata"
+pytestmark = pytest.mark.live
 
 
 @pytest.mark.parametrize("example", ["leakyservice", "forgottenticker", "healthy", "spawn"])
@@ -111,7 +111,7 @@ def test_program_that_exits_keeps_rows_status_and_output(sess: Session) -> None:
 
 
 def test_go_file_target_args_env_and_godebug(sess: Session) -> None:
-    src = TESTDATA / "envprint.go"
+    src = PROGRAMS / "envprint.go"
     t = sess.launch(
         str(src), args=["hello"], env={"FOO": "bar", "GODEBUG": "madvdontneed=1"}, ancestors=3
     )
@@ -126,7 +126,7 @@ def test_go_file_target_args_env_and_godebug(sess: Session) -> None:
 
 
 def test_test_binary_with_run_filter(sess: Session) -> None:
-    t = sess.launch(str(TESTDATA / "pt"), test=True, args=["-test.run", "TestSlow", "-test.v"])
+    t = sess.launch(str(PROGRAMS / "pt"), test=True, args=["-test.run", "TestSlow", "-test.v"])
     assert t.built.kind == "test"
     assert t.wait(30)
     assert t.exit_status == 0
@@ -163,7 +163,7 @@ def test_stop_kill_and_stop_all(sess: Session) -> None:
 
 
 def test_chatty_program_never_blocks_and_log_stays_bounded(sess: Session) -> None:
-    src = TESTDATA / "chatty.go"
+    src = PROGRAMS / "chatty.go"
     sess.settings.log_lines = 1000
     sess.settings.startup_grace = 0.0
     # 80 MB of output: the program only finishes if both pipes are drained continuously.
@@ -204,7 +204,7 @@ def test_unknown_example(sess: Session) -> None:
 
 def test_compile_error_shows_the_compilers_first_errors(sess: Session) -> None:
     with pytest.raises(GoleakError) as e:
-        sess.launch(str(TESTDATA / "broken" / "main.go"))
+        sess.launch(str(PROGRAMS / "broken" / "main.go"))
     msg = one_sentence(e.value)
     assert "go build" in msg and "undefined: undefinedThing" in msg and "main.go:4" in msg
 
@@ -275,7 +275,7 @@ def test_attach_to_missing_or_non_go_process(sess: Session) -> None:
 
 
 def test_garbage_on_stderr_passes_through(sess: Session) -> None:
-    src = TESTDATA / "garbage.go"
+    src = PROGRAMS / "garbage.go"
     t = sess.launch(str(src))
     wait_for(lambda: len(t.tables["sched"]) >= 3, what="rows after the garbage")
     err = t.log_lines(20, stream="stderr")

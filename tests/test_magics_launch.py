@@ -6,11 +6,13 @@ import pandas as pd
 import pytest
 from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
+from traitlets import TraitError
 
 import goleak_magic
+from goleak_magic.settings import Settings
 from goleak_magic.target import Target
 
-from .conftest import pid_alive, wait_for
+from .conftest import PROGRAMS, pid_alive, wait_for
 
 
 def test_golaunch_returns_a_live_target(ip: InteractiveShell) -> None:
@@ -70,3 +72,45 @@ def test_unload_stops_targets(ip: InteractiveShell) -> None:
     t = ip.run_line_magic("golaunch", "example:spawn --name un -- -n 3")
     ip.run_line_magic("unload_ext", "goleak_magic")
     assert not pid_alive(t.pid)
+
+
+def test_config_refuses_a_bad_value_at_once(
+    ip: InteractiveShell, caplog: pytest.LogCaptureFixture
+) -> None:
+    magics = ip.magics_manager.registry["GoleakMagics"]
+    for line, expected in [
+        ("schedtrace_ms = 0", "GoleakMagics.schedtrace_ms takes a whole number greater than 0"),
+        ("max_rows = -5", "GoleakMagics.max_rows takes a whole number greater than 0, not -5"),
+        ("startup_timeout = 0", "GoleakMagics.startup_timeout takes a number of seconds"),
+        ("stop_timeout = -1", "GoleakMagics.stop_timeout takes a number of seconds 0 or more"),
+    ]:
+        name, _, value = line.partition(" = ")
+        with pytest.raises(TraitError, match=expected):
+            setattr(magics, name, float(value) if "timeout" in name else int(value))
+        caplog.clear()
+        ip.run_line_magic("config", f"GoleakMagics.{line}")  # %config logs the error
+        assert [r.getMessage() for r in caplog.records if expected in r.getMessage()]
+    settings = goleak_magic.session().settings
+    assert settings.schedtrace_ms == 100 and settings.max_rows == Settings.max_rows  # kept
+    ip.run_line_magic("config", "GoleakMagics.stop_timeout = 0")  # 0: SIGKILL at once
+    assert settings.stop_timeout == 0
+    # The shell's own config keeps what %config refused; a later load_ext would read it.
+    for name, value in [("schedtrace_ms", 100), ("max_rows", Settings.max_rows),
+                        ("startup_timeout", Settings.startup_timeout),
+                        ("stop_timeout", Settings.stop_timeout)]:  # fmt: skip
+        ip.run_line_magic("config", f"GoleakMagics.{name} = {value}")
+
+
+def test_quoted_arguments_lose_their_quotes(ip: InteractiveShell) -> None:
+    """Every magic splits its line as a shell does: a quoted --url reaches pprof bare."""
+    prog = PROGRAMS / "pprofserver"
+    t = ip.run_line_magic("golaunch", f"'{prog}' --name pq --no-agent -- -n 6")
+    line = wait_for(
+        lambda: next((ln for ln in t.log_lines(20, "stdout") if ln.startswith("pprof=")), None),
+        what="the pprof address",
+    )
+    url = str(line).removeprefix("pprof=")
+    ip.run_line_magic("schedsnap", f'pq --source pprof --url "{url}" -o snap')
+    snap = ip.user_ns["snap"]
+    assert set(snap["source"]) == {"pprof"}
+    assert (snap["top"].str.startswith("main.park ")).sum() == 6

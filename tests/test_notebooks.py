@@ -35,6 +35,7 @@ def test_the_tutorials_are_all_there_without_outputs() -> None:
         assert prose > sum(len(c.source) for c in code), f"{name} should teach, not only run"
 
 
+@pytest.mark.live
 @pytest.mark.parametrize("name", EXPECTED)
 def test_notebook_runs_top_to_bottom(name: str, artifacts: Path) -> None:
     notebook = NOTEBOOKS / f"{name}.ipynb"

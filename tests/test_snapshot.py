@@ -17,9 +17,8 @@ from goleak_magic.delve import server as dlv_server
 from goleak_magic.session import Session
 from goleak_magic.target import Target
 
-from .conftest import wait_for
+from .conftest import PROGRAMS, wait_for
 
-TESTDATA = Path(__file__).parent / "testdata"
 PARK_LINE = "pprofserver/main.go:29"  # the go statement in pprofserver
 SPAWN_LINE = "spawn/main.go:38"
 
@@ -38,7 +37,7 @@ def parked(g: pd.DataFrame, where: str = PARK_LINE) -> pd.DataFrame:
 
 
 def test_agent_pprof_and_delve_agree(sess: Session, toolchain: str) -> None:
-    t = sess.launch(str(TESTDATA / "pprofserver"), args=["-n", "40", "-drop-half"])
+    t = sess.launch(str(PROGRAMS / "pprofserver"), args=["-n", "40", "-drop-half"])
     url = started(t, "pprof=").removeprefix("pprof=")
     a = sess.snapshot(t.name, source="agent")
     p = sess.snapshot(t.name, source="pprof", url=url)
@@ -69,7 +68,7 @@ def test_agent_pprof_and_delve_agree(sess: Session, toolchain: str) -> None:
 
 def test_pprof_without_a_leak_profile_says_so_once(sess: Session, monkeypatch) -> None:
     monkeypatch.setenv("GOTOOLCHAIN", "local")  # Go 1.26 without the experiment
-    t = sess.launch(str(TESTDATA / "pprofserver"), args=["-n", "10", "-drop-half"], agent=False)
+    t = sess.launch(str(PROGRAMS / "pprofserver"), args=["-n", "10", "-drop-half"], agent=False)
     url = started(t, "pprof=").removeprefix("pprof=")
     first = sess.snapshot(t.name, url=url)  # auto: no agent, so pprof
     assert first.source == "pprof" and first.leaked is None
@@ -102,11 +101,11 @@ def test_bad_sources(sess: Session, not_pprof: str) -> None:
     t = sess.launch("example:spawn", args=["-n", "5"], agent=False)
     with pytest.raises(GoleakError, match="not one of auto"):
         sess.snapshot(t.name, source="gdb")
-    with pytest.raises(GoleakError, match="needs --url"):
+    with pytest.raises(GoleakError, match=r"needs url \(--url\)"):
         sess.snapshot(t.name, source="pprof")
     with pytest.raises(GoleakError, match="has no agent"):
         sess.snapshot(t.name, source="agent")
-    with pytest.raises(GoleakError, match="no --detail"):
+    with pytest.raises(GoleakError, match=r"no detail \(--detail\)"):
         sess.snapshot(t.name, source="sched")
     with pytest.raises(GoleakError, match="cannot reach"):
         sess.snapshot(t.name, source="pprof", url="http://127.0.0.1:9/debug/pprof/")
@@ -132,7 +131,7 @@ def test_sched_source_before_the_first_detail_row(sess: Session) -> None:
     # long, and a sched snapshot says why it has nothing yet.
     t = sess.launch("example:spawn", detail=True, schedtrace_ms=20_000, agent=False)
     assert len(t.tables["sched"]) == 0 and t.alive
-    with pytest.raises(GoleakError, match=r"no complete --detail tick yet.*try again"):
+    with pytest.raises(GoleakError, match=r"no complete detail \(--detail\) tick yet.*try again"):
         sess.snapshot(t.name, source="sched")
 
 
@@ -218,7 +217,7 @@ def test_series_bad_arguments(sess: Session) -> None:
     t = sess.launch("example:spawn", args=["-n", "5"])
     with pytest.raises(GoleakError, match="go together"):
         sess.snapshot(t.name, every=1.0)
-    with pytest.raises(GoleakError, match="--every takes"):
+    with pytest.raises(GoleakError, match=r"every \(--every\) takes"):
         sess.snapshot(t.name, every=0, count=3)
     s = sess.snapshot(t.name, every=10, count=5)
     s.stop()
