@@ -31,12 +31,13 @@ left behind     the last snapshot was taken when the tests had returned (``test-
                 another goroutine (channel, select, lock, WaitGroup, Cond) in the
                 program's own code are left behind by the tests.
 deadlock        the last snapshot is a deadlock's dump (``fatal error: all goroutines
-                are asleep``), or the program is hung: every goroutine of its own code
-                is blocked on another goroutine, at least one on a channel, lock,
-                WaitGroup or Cond (a lone ``select`` may be a ticker loop), none runnable,
-                in I/O, asleep or in a syscall; and, without such a dump, the same
+                are asleep``), or the program is hung: every goroutine it has (the
+                runtime's own left out, as dumps do) is blocked on another goroutine,
+                at least one of its own code on a channel, lock, WaitGroup or Cond (a
+                lone ``select`` may be a ticker loop), none runnable, in I/O, asleep or
+                in a syscall (os/signal's loop is); and, without such a dump, the same
                 goroutines stayed so over the last snapshots (at least ``HANG_SECONDS``
-                apart). Every site with a goroutine in it is a suspect.
+                apart). Every site with a goroutine of its own code in it is a suspect.
 growth          ``score`` at or above SUSPECT_THRESHOLD (long-running services).
 
 A healthy program has none of these: its workers end, it waits in I/O or on timers,
@@ -180,12 +181,15 @@ def theil_sen(t: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.median(slopes, axis=1)
 
 
-def blocked_on_goroutine(g: pd.DataFrame) -> pd.Series:
-    """Rows blocked on another goroutine (channel, select, lock, WaitGroup, Cond) in the
-    program's own code (a frame outside GOROOT)."""
+def waiting_on_goroutine(g: pd.DataFrame) -> pd.Series:
+    """Rows blocked on another goroutine: a channel, select, lock, WaitGroup, Cond."""
     reason = g["wait_reason"].fillna("")
-    waiting = g["status"].isin(["waiting", "leaked"])
-    return waiting & reason.str.contains(_ON_GOROUTINE_RE) & g["user_top"].notna()
+    return g["status"].isin(["waiting", "leaked"]) & reason.str.contains(_ON_GOROUTINE_RE)
+
+
+def blocked_on_goroutine(g: pd.DataFrame) -> pd.Series:
+    """...and in the program's own code (a frame outside GOROOT)."""
+    return waiting_on_goroutine(g) & g["user_top"].notna()
 
 
 def stuck(g: pd.DataFrame, ends: Mapping[int, str] | None = None) -> pd.DataFrame:
@@ -200,11 +204,12 @@ def stuck(g: pd.DataFrame, ends: Mapping[int, str] | None = None) -> pd.DataFram
     last_id = snaps.index[-1]
     last = g[g["snapshot"] == last_id]
     own = last[last["user_top"].notna()]
-    blocked = blocked_on_goroutine(own)
     end = (ends or {}).get(int(last_id))
     if end == "deadlock":
-        return own[blocked]
-    if end in LEFT_BEHIND_ENDS or not len(own) or not blocked.all():
+        return own[blocked_on_goroutine(own)]
+    # Anything else (running, in I/O or a syscall such as os/signal's loop, asleep)
+    # may still wake the rest.
+    if end in LEFT_BEHIND_ENDS or not len(own) or not waiting_on_goroutine(last).all():
         return own.iloc[:0]
     if not own["wait_reason"].fillna("").str.contains(_ON_SYNC_RE).any():
         return own.iloc[:0]
