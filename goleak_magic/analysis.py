@@ -21,11 +21,34 @@ score           goroutines the evidence says are leaking: the proven ones, or, i
 Short-lived workers do not outlive a snapshot interval, so bursts (however big) score
 ~0; a pool that stays but does not grow, or churns at a flat count, scores ~0; a leak
 keeps what it adds, or is proven.
+
+The rule (``suspect``, with the reason in ``why``), first that applies:
+
+proven          the GC proved at least one of its goroutines can never wake up: a
+                certainty, whatever the count.
+left behind     the last snapshot was taken when the tests had returned (``test-end``),
+                or from a test-timeout dump (``timeout``): its goroutines blocked on
+                another goroutine (channel, select, lock, WaitGroup, Cond) in the
+                program's own code are left behind by the tests.
+deadlock        the last snapshot is a deadlock's dump (``fatal error: all goroutines
+                are asleep``), or the program is hung: every goroutine it has (the
+                runtime's own left out, as dumps do) is blocked on another goroutine,
+                at least one of its own code on a channel, lock, WaitGroup or Cond (a
+                lone ``select`` may be a ticker loop), none runnable, in I/O, asleep or
+                in a syscall (os/signal's loop is); and, without such a dump, the same
+                goroutines stayed so over the last snapshots (at least ``HANG_SECONDS``
+                apart). Every site with a goroutine of its own code in it is a suspect.
+growth          ``score`` at or above SUSPECT_THRESHOLD (long-running services).
+
+A healthy program has none of these: its workers end, it waits in I/O or on timers,
+and nothing it keeps grows. Suspects come first, sites whose ``go`` statement is in
+the program's own code before the test harness's (``testing.*``), then by score.
 """
 
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
@@ -102,6 +125,25 @@ def growth_episodes(
 SUSPECT_THRESHOLD = 5.0  # goroutines; the healthy example stays far below it
 MAX_SLOPE_POINTS = 64  # Theil-Sen over at most this many snapshots (evenly picked)
 NO_SITE = "(no creator: main or runtime)"
+HANG_SECONDS = 1.0  # a live hang: the same blocked goroutines over at least this long
+MAX_CYCLE_LINES = 20  # goroutines of a deadlock named in the report
+
+# How a snapshot relates to the end of the program (Snapshot.end): the tests had
+# returned (the injected TestMain), or the dump a dying program printed.
+END_KINDS = ("test-end", "timeout", "deadlock", "panic", "sigquit", "exit")
+LEFT_BEHIND_ENDS = frozenset(["test-end", "timeout"])
+WHY = {
+    "proven": "proven leaked by the GC",
+    "test-end": "left blocked after the tests returned",
+    "timeout": "blocked when the test timed out",
+    "deadlock": "deadlock: every goroutine is blocked on another",
+    "growth": "grows and keeps what it adds",
+}
+# Blocked on another goroutine: what leaks and deadlocks are made of. The rest of the
+# wait reasons (IO wait, sleep, syscall, GC) end by themselves or from outside.
+_ON_GOROUTINE_RE = r"^(?:chan |select|sync\.|semacquire|synctest)"
+# ...of which a plain select can also be a healthy ticker loop: a hang needs one other.
+_ON_SYNC_RE = r"^(?:chan |sync\.|semacquire|synctest)"
 
 
 def goroutine_sites(g: pd.DataFrame) -> pd.Series:
@@ -139,8 +181,60 @@ def theil_sen(t: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.median(slopes, axis=1)
 
 
-def suspects(g: pd.DataFrame, threshold: float = SUSPECT_THRESHOLD) -> pd.DataFrame:
-    """The ``suspects`` table of a ``goroutines`` table, highest score first."""
+def waiting_on_goroutine(g: pd.DataFrame) -> pd.Series:
+    """Rows blocked on another goroutine: a channel, select, lock, WaitGroup, Cond."""
+    reason = g["wait_reason"].fillna("")
+    return g["status"].isin(["waiting", "leaked"]) & reason.str.contains(_ON_GOROUTINE_RE)
+
+
+def blocked_on_goroutine(g: pd.DataFrame) -> pd.Series:
+    """...and in the program's own code (a frame outside GOROOT)."""
+    return waiting_on_goroutine(g) & g["user_top"].notna()
+
+
+def stuck(g: pd.DataFrame, ends: Mapping[int, str] | None = None) -> pd.DataFrame:
+    """The goroutines of a deadlock or hang in the last snapshot of ``g`` (empty if
+    there is none; see the rule above): each with its state, where it blocks and its
+    ``go`` statement."""
+    if not len(g):
+        return g.iloc[:0]
+    if "site" not in g:
+        g = g.assign(site=goroutine_sites(g))
+    snaps = g.groupby("snapshot")["time"].first().sort_index()
+    last_id = snaps.index[-1]
+    last = g[g["snapshot"] == last_id]
+    own = last[last["user_top"].notna()]
+    end = (ends or {}).get(int(last_id))
+    if end == "deadlock":
+        return own[blocked_on_goroutine(own)]
+    # Anything else (running, in I/O or a syscall such as os/signal's loop, asleep)
+    # may still wake the rest.
+    if end in LEFT_BEHIND_ENDS or not len(own) or not waiting_on_goroutine(last).all():
+        return own.iloc[:0]
+    if not own["wait_reason"].fillna("").str.contains(_ON_SYNC_RE).any():
+        return own.iloc[:0]
+    if end is None:  # live: the same goroutines, blocked the same way, a while back
+        t_last = snaps.iloc[-1]
+        earlier = snaps[snaps <= t_last - pd.Timedelta(seconds=HANG_SECONDS)]
+        if not len(earlier):
+            return own.iloc[:0]
+        before = g[g["snapshot"] == earlier.index[-1]]
+        before = before[before["user_top"].notna()]
+        key = ["goid", "wait_reason", "user_top"]
+        same = before[key].sort_values("goid").reset_index(drop=True)
+        if not same.equals(own[key].sort_values("goid").reset_index(drop=True)):
+            return own.iloc[:0]
+    return own
+
+
+def suspects(
+    g: pd.DataFrame,
+    threshold: float = SUSPECT_THRESHOLD,
+    ends: Mapping[int, str] | None = None,
+) -> pd.DataFrame:
+    """The ``suspects`` table of a ``goroutines`` table, suspects first (see the rule
+    above). ``ends`` maps snapshot numbers to how they relate to the program's end
+    (``END_KINDS``): the tests had returned, or a dying program's dump."""
     if not len(g):
         return tables.empty("suspects")
     g = g.assign(site=goroutine_sites(g)).dropna(subset=["site"])
@@ -171,6 +265,13 @@ def suspects(g: pd.DataFrame, threshold: float = SUSPECT_THRESHOLD) -> pd.DataFr
     )
     per = per.reindex(counts.index, fill_value=0)
     block = _blocking(last)
+    end = (ends or {}).get(int(last_id))
+    stuck_sites = stuck(g, ends)["site"].value_counts()
+    left = (
+        last[blocked_on_goroutine(last)]["site"].value_counts()
+        if end in LEFT_BEHIND_ENDS
+        else stuck_sites.iloc[:0]
+    )
 
     rows = []
     for site in counts.index:
@@ -180,6 +281,17 @@ def suspects(g: pd.DataFrame, threshold: float = SUSPECT_THRESHOLD) -> pd.DataFr
         stayed = int(per.at[site, "stayed"])
         retained = min(float(stayed), grown)
         where, share, stack = block.get(site, (None, 0.0, None))
+        behind = int(left.get(site, 0))
+        hung = int(stuck_sites.get(site, 0))
+        score = round(max(float(leaked), retained, float(behind), float(hung)), 2)
+        why = (
+            "proven" if leaked
+            else end if behind
+            else "deadlock" if hung
+            else "growth" if score >= threshold
+            else None
+        )  # fmt: skip
+        line = evidence(rate, window, alive, persisted, stayed, leaked, where, share, len(snaps))
         rows.append(
             {
                 "site": site,
@@ -190,14 +302,18 @@ def suspects(g: pd.DataFrame, threshold: float = SUSPECT_THRESHOLD) -> pd.DataFr
                 "leaked_proven": leaked,
                 "blocked_at": where,
                 "example_stack": stack,
-                "score": round(max(float(leaked), retained), 2),
-                "evidence": evidence(
-                    rate, window, alive, persisted, stayed, leaked, where, share, len(snaps)
-                ),
+                "score": score,
+                "suspect": why is not None,
+                "why": WHY[why] if why else None,
+                "evidence": f"{WHY[why]}: {line}" if why else line,
             }
         )
     out = tables.frame("suspects", rows)
-    return out.sort_values(["score", "alive"], ascending=False, ignore_index=True)
+    harness = out["site"].str.startswith("testing.").fillna(False)
+    out = out.assign(_own=~harness)
+    keys = ["suspect", "_own", "score", "alive"]
+    out = out.sort_values(keys, ascending=False, ignore_index=True, kind="stable")
+    return out.drop(columns="_own")
 
 
 def _blocking(last: pd.DataFrame) -> dict[str, tuple[str, float, tuple[str, ...]]]:
@@ -227,6 +343,10 @@ def _example(row: pd.Series) -> tuple[str, ...]:
     if isinstance(row["created_by"], str):
         frames.append(f"created by {row['created_by']} {row['created_at']}")
     return tuple(dict.fromkeys(frames))  # top and user_top are often the same frame
+
+
+def _rate(per_min: float) -> str:
+    return f"{per_min:+,.1f}/min" if np.isfinite(per_min) else "unknown (one snapshot)"
 
 
 def _span(minutes: float) -> str:
@@ -327,11 +447,26 @@ class Report:
     target: str
     suspects: pd.DataFrame
     snapshots: list[dict[str, Any]]
+    stuck: pd.DataFrame | None = None  # a deadlock's goroutines (``stuck``), if any
 
     @property
     def top(self) -> pd.Series | None:
         s = self.suspects
-        return s.iloc[0] if len(s) and s["score"].iloc[0] >= SUSPECT_THRESHOLD else None
+        return s.iloc[0] if len(s) and s["suspect"].iloc[0] else None
+
+    def _cycle(self) -> list[str]:
+        """One line per goroutine of a deadlock: where it blocks, its go statement."""
+        if self.stuck is None or not len(self.stuck):
+            return []
+        lines = []
+        for r in self.stuck.head(MAX_CYCLE_LINES).itertuples():
+            site = short_loc(r.site) if isinstance(r.site, str) else NO_SITE
+            lines.append(
+                f"goroutine {r.goid}: {r.wait_reason} at {short_loc(r.user_top)}, started at {site}"
+            )
+        if len(self.stuck) > MAX_CYCLE_LINES:
+            lines.append(f"... and {len(self.stuck) - MAX_CYCLE_LINES:,} more")
+        return lines
 
     def _lines(self) -> tuple[str, list[str], list[str], tuple[str, ...]]:
         snaps = self.snapshots
@@ -344,18 +479,29 @@ class Report:
         top = self.top
         if top is None:
             verdict = (
-                f"No leak suspect in {self.target}: no creation site scores "
-                f"{SUSPECT_THRESHOLD:g} or more ({basis})."
+                f"No leak suspect in {self.target}: nothing proven leaked, left blocked "
+                f"or deadlocked, and no creation site scores {SUSPECT_THRESHOLD:g} or more "
+                f"({basis})."
             )
             return verdict, [], [], ()
-        verdict = (
-            f"Leak suspect in {self.target}: goroutines started at {short_loc(top['site'])}, "
-            f"blocked in {top['blocked_at']} ({basis})."
-        )
+        cycle = self._cycle()
+        if top["why"] == WHY["deadlock"] and cycle:
+            verdict = (
+                f"Deadlock in {self.target}: {len(self.stuck):,} goroutine(s) blocked on "
+                f"one another, none can proceed ({basis}); the first started at "
+                f"{short_loc(top['site'])}, blocked in {top['blocked_at']}."
+            )
+        else:
+            verdict = (
+                f"Leak suspect in {self.target}: goroutines started at "
+                f"{short_loc(top['site'])}, blocked in {top['blocked_at']}, "
+                f"{top['why']} ({basis})."
+            )
         numbers = [
+            *cycle,
             f"site: {top['site']}",
             f"evidence: {top['evidence']}",
-            f"alive {top['alive']:,}; growth {top['growth_per_min']:+,.1f}/min; "
+            f"alive {top['alive']:,}; growth {_rate(top['growth_per_min'])}; "
             f"seen in an earlier snapshot {top['persisted']:,}; proven leaked "
             f"{top['leaked_proven']:,}; score {top['score']:,.1f} "
             f"(threshold {SUSPECT_THRESHOLD:g}); first seen {top['first_seen']}",
@@ -363,7 +509,7 @@ class Report:
         others = [
             f"{short_loc(r.site)}: score {r.score:,.1f}, {r.alive:,} alive"
             for r in self.suspects.iloc[1:6].itertuples()
-            if r.score >= SUSPECT_THRESHOLD
+            if r.suspect
         ]
         return verdict, numbers, others, tuple(top["example_stack"] or ())
 

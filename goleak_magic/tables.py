@@ -38,7 +38,9 @@ goroutines  one row per goroutine per snapshot (the goleak_magic agent's own lef
             stack (tuple of "func file:line", with --stacks)
 suspects    one row per creation site
             site, alive, growth_per_min, first_seen, persisted, leaked_proven,
-            blocked_at, example_stack, score, evidence
+            blocked_at, example_stack, score, suspect (the rule in
+            goleak_magic.analysis says it leaks), why (which part of the rule: proven,
+            left behind by the tests, deadlock, growth), evidence
 """
 
 from __future__ import annotations
@@ -146,6 +148,8 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "blocked_at": "string",
         "example_stack": "object",
         "score": "float64",
+        "suspect": "bool",
+        "why": "string",
         "evidence": "string",
     },
 }
