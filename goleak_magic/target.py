@@ -55,7 +55,7 @@ class Target(Record):
     stderr), attached by pid, or behind a --connect'ed dlv (``state`` "remote", no process
     of ours: Delve, a closer, detaches it)."""
 
-    state: str = "new"
+    state: str = "new"  # until launch, attach or connect says otherwise
     parser: SchedTraceParser | None = field(default=None, init=False)  # its stderr's parser
     # ---- the watcher's own (never saved) ----
     _proc: subprocess.Popen[bytes] | None = field(default=None, init=False)  # launched by us

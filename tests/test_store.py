@@ -50,6 +50,7 @@ def test_real_run_round_trips(sess: Session, tmp_path: Path) -> None:
     assert man is not None and man.state == "stopped" and man.pid == t.pid
     assert man.binary_sha256 == hashlib.sha256(t.binary.read_bytes()).hexdigest()
     assert r.go_version == t.go_version
+    assert (r.kind, r.spec, r.agent_socket) == (t.kind, t.spec, t.agent_socket)  # manifest "meta"
     assert "scheddetail=1" in r.godebug
     r.stop()  # a recording has nothing to stop; this must not raise or signal anything
     mask = os.umask(0)
