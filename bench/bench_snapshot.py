@@ -125,7 +125,7 @@ def main() -> None:
         print(f"  delve / agent = {ratio:.1f}x end to end, "
               f"{med['delve'][1] / max(med['agent'][1], 1e-9):.1f}x paused")  # fmt: skip
 
-        resp = AgentClient(t.meta["agent_socket"]).open("/goleak/dump", 300)
+        resp = AgentClient(t.agent_socket).open("/goleak/dump", 300)
         data = resp.read()
         text = data.decode()
         ours = best_of(lambda: gparse.parse_dump(data))
@@ -144,7 +144,7 @@ def main() -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and leaky_count(leaky) < a.leaky:
             time.sleep(0.2)
-        data = AgentClient(leaky.meta["agent_socket"]).open("/goleak/dump", 300).read()
+        data = AgentClient(leaky.agent_socket).open("/goleak/dump", 300).read()
         sess.stop(leaky.name)
         cols, _ = gparse.parse_dump(data)
         parents = pd.Series(cols["parent_goid"]).nunique()

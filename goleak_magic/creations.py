@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import threading
 import time
-import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,8 @@ from . import tables
 from .delve import server as dlv
 from .delve.tracer import Stacks, Trace
 from .errors import GoleakError
+from .record import Record
 from .settings import Settings
-from .target import Target
 
 PROGRESS_EVERY_S = 0.5  # how often a blocking wait reports the trace's progress
 
@@ -30,7 +29,7 @@ PROGRESS_EVERY_S = 0.5  # how often a blocking wait reports the trace's progress
 class Tracing:
     """A trace of one target, as the session hands it out: the ``Trace`` plus its rows."""
 
-    def __init__(self, target: Target, trace: Trace, log: Any) -> None:
+    def __init__(self, target: Record, trace: Trace, log: Any) -> None:
         self.target = target
         self.trace = trace
         self.log = log  # the target's creations RowLog, or this trace's own calls log
@@ -90,13 +89,11 @@ class Tracing:
         return f"<dlvtrace {self.target.name}: {self.trace.summary()}>"
 
 
-_latest: weakref.WeakKeyDictionary[Target, Tracing] = weakref.WeakKeyDictionary()
-_stacks: weakref.WeakKeyDictionary[Target, Stacks] = weakref.WeakKeyDictionary()
-_lock = threading.Lock()
+_lock = threading.Lock()  # one trace starts at a time (target.tracing is checked, then set)
 
 
 def start(
-    target: Target,
+    target: Record,
     settings: Settings,
     workdir: Path,
     *,
@@ -109,7 +106,7 @@ def start(
 ) -> Tracing:
     """Start tracing ``target`` (attach Delve unless ``server`` is given, acquired)."""
     with _lock:
-        prev = _latest.get(target)
+        prev = target.tracing
         if prev is not None and prev.running:
             raise GoleakError(
                 f"{target.name} is already being traced ({prev.trace.summary()}); stop it "
@@ -117,12 +114,14 @@ def start(
             )
         if server is None:
             server = dlv.for_target(target, workdir=workdir, dlv=settings.dlv, resume=False)
-        stacks = _stacks.setdefault(target, Stacks())
+        if target.stacks is None:
+            target.stacks = Stacks()
+        stacks = target.stacks
         log = tables.RowLog("calls", settings.max_rows) if func else target.tables["creations"]
         holder: list[Tracing] = []
 
         def done(trace: Trace) -> None:
-            if trace.state == "exited" and target.meta.get("kind") == "remote":
+            if trace.state == "exited" and target.kind == "remote":
                 target.state, target.exit_status = "exited", trace.server.exit_status
             if holder and on_done is not None:
                 on_done(holder[0])
@@ -146,12 +145,12 @@ def start(
             server.start()  # a server that stays (--connect) must not keep it halted
             server.release()
             raise
-        _latest[target] = handle
+        target.tracing = handle
     return handle
 
 
-def latest(target: Target) -> Tracing | None:
-    return _latest.get(target)
+def latest(target: Record) -> Tracing | None:
+    return target.tracing
 
 
 Listing = tuple[frozenset[int], int]  # live goroutine ids, and when (ns) they were listed
@@ -176,7 +175,7 @@ def newest_listing(listing: Listing | None, last: pd.DataFrame) -> tuple[Listing
     return listing, False
 
 
-def live_set(target: Target, trace: Trace | None) -> Listing | None:
+def live_set(target: Record, trace: Trace | None) -> Listing | None:
     """The newest known set of live goroutine ids, and when it was taken: the trace's
     closing listing or the target's latest snapshot, whichever is newer."""
     df = target.goroutines

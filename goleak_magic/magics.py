@@ -371,7 +371,7 @@ class GoleakMagics(Magics):
         return self._out(var, handle.frame())
 
     def _only_snapshotted(self) -> str:
-        names = [n for n, t in self.session.targets.items() if t.meta.get("snapshots")]
+        names = [n for n, t in self.session.targets.items() if t.snapshots]
         if len(names) != 1:
             have = ", ".join(names) or "none"
             raise GoleakError(

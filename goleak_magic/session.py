@@ -30,6 +30,7 @@ from . import build as build_mod
 from . import snapshot as snap
 from .delve import server as dlv
 from .errors import GoleakError
+from .record import Record
 from .settings import Settings
 from .target import Target
 from .tools import binary_go_version, find_go
@@ -40,7 +41,7 @@ _NAME_RE = re.compile(r"^[A-Za-z_][\w.-]*$")
 class Session:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings()
-        self.targets: dict[str, Target] = {}
+        self.targets: dict[str, Record] = {}  # launched, attached, connected or loaded
         self._lock = threading.Lock()
         self._workdir: Path | None = None
 
@@ -73,7 +74,7 @@ class Session:
                 name, i = f"{base}-{i}", i + 1
             return name
 
-    def get(self, name: str) -> Target:
+    def get(self, name: str) -> Record:
         try:
             return self.targets[name]
         except KeyError:
@@ -124,7 +125,7 @@ class Session:
             sock = self.workdir / f"agent-{claimed[:48]}.sock"
             sock.unlink(missing_ok=True)
             env = {**(env or {}), agent_mod.ENV: str(sock)}
-            target.meta["agent_socket"] = str(sock)
+            target.agent_socket = str(sock)
         target.launch(
             built, args, schedtrace_ms=ms, detail=detail, ancestors=ancestors, env=env, cwd=cwd
         )
@@ -153,12 +154,12 @@ class Session:
         return target
 
     # ---- control --------------------------------------------------------------------
-    def stop(self, name: str) -> Target:
+    def stop(self, name: str) -> Record:
         target = self.get(name)
         target.stop()
         return target
 
-    def kill(self, name: str) -> Target:
+    def kill(self, name: str) -> Record:
         target = self.get(name)
         target.stop(kill=True)
         return target
@@ -178,8 +179,9 @@ class Session:
         """Write everything recorded about target ``name`` to one file (see ``store``)."""
         return store.save(self.get(name), path)
 
-    def load(self, path: str | Path, *, name: str | None = None) -> Target:
-        """Open a saved recording as a target (state "recorded"; no Go or dlv needed)."""
+    def load(self, path: str | Path, *, name: str | None = None) -> Record:
+        """Open a saved recording as a target (a Record: state "recorded", no process;
+        no Go or dlv needed)."""
         recording = store.read(path)  # a bad file fails before a name is taken
         claimed = self._claim(name, recording.manifest["target"].get("name") or Path(path).stem)
         target = store.to_target(recording, claimed, self.settings)
@@ -265,17 +267,17 @@ class Session:
         target = Target(claimed, self.settings)
         target.state = "remote"
         target.started_at = pd.Timestamp.now(tz="UTC")
-        target.meta.update(kind="remote", spec=address, remote_pid=server.pid,
-                           go_version=server.version.target_go_version)  # fmt: skip
+        target.kind, target.spec, target.remote_pid = "remote", address, server.pid
+        target.go_version = server.version.target_go_version
         dlv.register(target, server, resume=resume)
         with self._lock:
             self.targets[claimed] = target
         return target
 
-    def delve(self, name: str | Target) -> AbstractContextManager[dlv.DlvServer]:
+    def delve(self, name: str | Record) -> AbstractContextManager[dlv.DlvServer]:
         """``with session().delve(name) as dbg: dbg.run_halted(fn)``: the target's Delve
         (shared with a running trace, else attached now and detached after)."""
-        target = name if isinstance(name, Target) else self.get(name)
+        target = name if isinstance(name, Record) else self.get(name)
         return dlv.attached(target, workdir=self.workdir, dlv=self.settings.dlv)
 
     # ---- snapshots (goleak_magic.snapshot, .analysis) -------------------------------
@@ -315,7 +317,7 @@ class Session:
         """The ranked suspects of ``name``; a running target with fewer than
         ``min_snapshots`` snapshots gets them first, ``every`` seconds apart."""
         target = self.get(name)
-        have = len(target.meta.get("snapshots", []))
+        have = len(target.snapshots)
         if have < min_snapshots and target.alive:
             series = self.snapshot(name, every=every, count=min_snapshots - have)
             series.wait()
@@ -326,7 +328,7 @@ class Session:
     def report(self, name: str, html: str | Path | None = None) -> Any:
         """The verdict on ``name`` (``analysis.Report``); ``html`` also writes it there."""
         target = self.get(name)
-        rep = analysis.Report(name, self.suspects(name), list(target.meta.get("snapshots", [])))
+        rep = analysis.Report(name, self.suspects(name), list(target.snapshots))
         if html is not None:
             try:
                 rep.save_html(str(Path(html).expanduser()))

@@ -12,7 +12,7 @@ sched   per-state and per-wait-reason counts from the last ``--detail`` schedtra
         no per-goroutine rows
 
 Every row source lands in the target's ``goroutines`` table (one snapshot number per
-target); what was taken is listed in ``target.meta["snapshots"]``.
+target); what was taken is listed in ``target.snapshots``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,7 +34,7 @@ from . import tables
 from .agent import AgentClient
 from .delve import server as dlv_server
 from .errors import GoleakError
-from .target import Target
+from .record import Record
 from .tools import find_dlv
 
 SOURCES = ("agent", "pprof", "delve", "sched")
@@ -77,7 +76,7 @@ class Snapshot:
         )
 
     def record(self) -> dict[str, Any]:
-        """What ``target.meta["snapshots"]`` keeps (JSON-safe)."""
+        """What ``target.snapshots`` keeps (JSON-safe)."""
         return {
             "id": self.id,
             "time": self.time.isoformat(),
@@ -105,23 +104,14 @@ class _Taken:
     notes: list[str] = field(default_factory=list)
 
 
-_locks: weakref.WeakKeyDictionary[Target, threading.Lock] = weakref.WeakKeyDictionary()
-_locks_guard = threading.Lock()
-
-
-def _lock(target: Target) -> threading.Lock:
-    with _locks_guard:
-        return _locks.setdefault(target, threading.Lock())
-
-
 def take(
-    target: Target,
+    target: Record,
     *,
     source: str = "auto",
     url: str | None = None,
     stacks: bool = False,
     progress: Progress | None = None,
-    delve: Callable[[Target], Any] | None = None,
+    delve: Callable[[Record], Any] | None = None,
 ) -> Snapshot:
     """Take one snapshot of ``target`` and record it; see the module docstring.
 
@@ -136,12 +126,12 @@ def take(
             f"source (--source) '{source}' is not one of auto, {', '.join(SOURCES)}; pick one "
             "of those."
         )
-    with _lock(target):
+    with target.snapshot_lock:
         started = time.monotonic()
         when = pd.Timestamp.now(tz="UTC")
         taken = _take(target, source, url, stacks, progress, delve)
         took = time.monotonic() - started
-        snaps = target.meta.setdefault("snapshots", [])
+        snaps = target.snapshots
         snap_id = (snaps[-1]["id"] if snaps else 0) + 1
         if taken.cols is not None:
             df = gparse.to_frame(taken.cols, snapshot=snap_id, time=when, source=taken.source)
@@ -149,8 +139,8 @@ def take(
         else:
             df = tables.empty("goroutines")
         notes = list(taken.notes)
-        if not taken.leak and taken.cols is not None and not target.meta.get("said_no_leak"):
-            target.meta["said_no_leak"] = True  # say it once per target
+        if not taken.leak and taken.cols is not None and not target.said_no_leak:
+            target.said_no_leak = True  # say it once per target
             notes.append(NO_LEAK_PROFILE)
         snap = Snapshot(
             target=target.name,
@@ -177,12 +167,12 @@ def _counted(counts: pd.DataFrame | None) -> int:
 
 
 def _take(
-    target: Target,
+    target: Record,
     source: str,
     url: str | None,
     stacks: bool,
     progress: Progress | None,
-    delve: Callable[[Target], Any] | None,
+    delve: Callable[[Record], Any] | None,
 ) -> _Taken:
     if source != "auto":
         return _SOURCE_FUNCS[source](target, url, stacks, progress, delve)
@@ -207,12 +197,12 @@ def _take(
 
 
 def _unavailable(
-    name: str, target: Target, url: str | None, delve: Callable[[Target], Any] | None
+    name: str, target: Record, url: str | None, delve: Callable[[Record], Any] | None
 ) -> str | None:
     """Why ``auto`` skips ``name`` without trying it (None: worth a try)."""
-    if name == "agent" and not target.meta.get("agent_socket"):
+    if name == "agent" and not target.agent_socket:
         return "no agent (built with agent=False (--no-agent), a prebuilt binary, or attached)"
-    if name == "pprof" and not (url or target.meta.get("pprof_url")):
+    if name == "pprof" and not (url or target.pprof_url):
         return "no url (--url) given"
     if name == "delve":
         if delve is None:
@@ -229,9 +219,9 @@ def _unavailable(
 
 # ---- agent -------------------------------------------------------------------------------
 def _from_agent(
-    target: Target, url: str | None, stacks: bool, progress: Progress | None, delve: Any
+    target: Record, url: str | None, stacks: bool, progress: Progress | None, delve: Any
 ) -> _Taken:
-    sock = target.meta.get("agent_socket")
+    sock = target.agent_socket
     if not sock:
         raise GoleakError(
             f"{target.name} has no agent (it was built with agent=False (--no-agent), is a "
@@ -258,7 +248,7 @@ def _from_agent(
     return _finish(parser, "agent", leak, paused, target)
 
 
-def _stream(resp: http.client.HTTPResponse, parser: gparse.DumpParser, target: Target) -> None:
+def _stream(resp: http.client.HTTPResponse, parser: gparse.DumpParser, target: Record) -> None:
     try:
         while chunk := resp.read(READ_CHUNK):
             parser.feed(chunk)
@@ -269,7 +259,7 @@ def _stream(resp: http.client.HTTPResponse, parser: gparse.DumpParser, target: T
 
 
 def _finish(
-    parser: gparse.DumpParser, source: str, leak: bool, paused: float | None, target: Target
+    parser: gparse.DumpParser, source: str, leak: bool, paused: float | None, target: Record
 ) -> _Taken:
     cols = parser.finish()
     if parser.count == 0:
@@ -280,7 +270,7 @@ def _finish(
     return _Taken(cols, source, leak, paused, parser.malformed)  # the summary counts skipped blocks
 
 
-def _require_alive(target: Target) -> None:
+def _require_alive(target: Record) -> None:
     if not target.alive:
         raise GoleakError(
             f"{target.name} is not running ({target.state}); earlier snapshots are kept — "
@@ -288,7 +278,7 @@ def _require_alive(target: Target) -> None:
         )
 
 
-def _gone_or(target: Target, e: BaseException) -> GoleakError:
+def _gone_or(target: Record, e: BaseException) -> GoleakError:
     target.wait(0.5)  # an exit and a broken socket arrive together
     if not target.alive:
         return GoleakError(
@@ -317,9 +307,9 @@ def pprof_base(url: str) -> str:
 
 
 def _from_pprof(
-    target: Target, url: str | None, stacks: bool, progress: Progress | None, delve: Any
+    target: Record, url: str | None, stacks: bool, progress: Progress | None, delve: Any
 ) -> _Taken:
-    url = url or target.meta.get("pprof_url")
+    url = url or target.pprof_url
     if not url:
         raise GoleakError(
             "source='pprof' (--source pprof) needs url (--url), the address of the "
@@ -345,7 +335,7 @@ def _from_pprof(
         _stream(resp, parser, target)
     taken = _finish(parser, "pprof", leak, paused, target)
     taken.notes.append("target paused: time to first byte (an upper bound)")
-    target.meta["pprof_url"] = base
+    target.pprof_url = base
     return taken
 
 
@@ -375,7 +365,7 @@ DELVE_STACK_DEPTH = 50
 
 
 def _from_delve(
-    target: Target, url: str | None, stacks: bool, progress: Progress | None, delve: Any
+    target: Record, url: str | None, stacks: bool, progress: Progress | None, delve: Any
 ) -> _Taken:
     if delve is None:
         raise GoleakError("Delve is not available; install it with scripts/setup.sh.")
@@ -416,16 +406,16 @@ def _from_delve(
     return _Taken(cols, "delve", leak, paused, notes=notes)
 
 
-def _leak_detection(target: Target, url: str | None) -> tuple[bool, int | None]:
+def _leak_detection(target: Record, url: str | None) -> tuple[bool, int | None]:
     """Run the GC's leak detection (agent, else pprof URL); (ran, proven-leak total)."""
-    sock = target.meta.get("agent_socket")
+    sock = target.agent_socket
     try:
         if sock:
             resp: Any = AgentClient(sock).open("/debug/pprof/goroutineleak?debug=1", TIMEOUT_S)
             if resp.status != 200:
                 return False, None
-        elif url or target.meta.get("pprof_url"):
-            resp = _open(pprof_base(url or target.meta["pprof_url"]) + "goroutineleak?debug=1")
+        elif url or target.pprof_url:
+            resp = _open(pprof_base(url or target.pprof_url) + "goroutineleak?debug=1")
         else:
             return False, None
         with resp:
@@ -435,14 +425,14 @@ def _leak_detection(target: Target, url: str | None) -> tuple[bool, int | None]:
     return True, total
 
 
-def _wait_reasons(client: Any, target: Target) -> list[str]:
+def _wait_reasons(client: Any, target: Record) -> list[str]:
     """The target runtime's wait-reason names (Delve gives the number)."""
-    cached = target.meta.get("wait_reasons")
+    cached = target.wait_reasons
     if cached:
         return list(cached)
     var = client.eval("runtime.waitReasonStrings")
     names = [c.value for c in var.children]
-    target.meta["wait_reasons"] = names
+    target.wait_reasons = names
     return names
 
 
@@ -458,7 +448,7 @@ STATE_COLUMNS = {
 
 
 def _from_sched(
-    target: Target, url: str | None, stacks: bool, progress: Progress | None, delve: Any
+    target: Record, url: str | None, stacks: bool, progress: Progress | None, delve: Any
 ) -> _Taken:
     sched = target.sched
     detail = sched[sched["goroutines"].notna()] if len(sched) else sched
@@ -512,7 +502,7 @@ class Series:
 
     def __init__(
         self,
-        target: Target,
+        target: Record,
         every: float,
         count: int,
         on_done: Callable[[], None] | None = None,

@@ -1,8 +1,8 @@
 """Recordings: one file that holds everything recorded about a target, re-openable anywhere.
 
 ``%goleak save N FILE`` / ``Session.save`` write one; ``%goleak load FILE`` /
-``Session.load`` bring it back as a :class:`~goleak_magic.target.Target` whose state is
-``"recorded"``: every table and view (timeline, suspects, report) works on it with no
+``Session.load`` bring it back as a :class:`~goleak_magic.record.Record` (no process;
+state ``"recorded"``): every table and view (timeline, suspects, report) works on it with no
 Go, no Delve and no live process on the machine.
 
 Format (version 1)
@@ -25,7 +25,8 @@ A zip archive (members stored, not deflated: parquet is compressed already)::
               argv (command line), env (extra environment given at launch), godebug,
               go_version, delve_version, binary, binary_sha256, started_at, ended_at,
               malformed_lines
-    meta      the target's JSON-safe ``meta`` entries
+    meta      snapshots, go_version, kind, spec and, when set, remote_pid, agent_socket,
+              pprof_url, said_no_leak, wait_reasons (the Record fields of those names)
     tables    {kind: {file, rows, dropped, json_columns}}
 
 Columns whose values are Python objects (``stack``, ``example_stack`` and
@@ -63,8 +64,8 @@ import pandas as pd
 
 from . import tables
 from .errors import GoleakError
+from .record import TABLE_KINDS, Record, Recorded
 from .settings import Settings
-from .target import TABLE_KINDS, Target
 from .tools import find_dlv
 
 FORMAT = "goleak_magic-recording"
@@ -166,10 +167,8 @@ def _dlv_version(dlv: str) -> str | None:
     return m.group(1) if m else None
 
 
-def _delve_version(target: Target) -> str | None:
-    """The Delve that recorded creations (its own note, else the dlv we would use)."""
-    if target.meta.get("delve_version"):
-        return str(target.meta["delve_version"])
+def _delve_version(target: Record) -> str | None:
+    """The Delve that recorded creations (the dlv we would use)."""
     if not len(target.tables["creations"]):
         return None
     try:
@@ -178,21 +177,22 @@ def _delve_version(target: Target) -> str | None:
         return None
 
 
-def _json_safe(meta: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for k, v in meta.items():
-        try:
-            json.dumps(v)
-        except (TypeError, ValueError):
-            continue  # live handles (clients, sockets) do not travel
-        out[k] = v
-    return out
+# The manifest's "meta" keys: the Record fields of the same names (older files wrote them
+# from a free-form dict, so any of them may be missing).
+_META_FIELDS = ("snapshots", "go_version", "kind", "spec", "remote_pid", "agent_socket",
+                "pprof_url", "said_no_leak", "wait_reasons")  # fmt: skip
 
 
-def manifest(target: Target, frames: dict[str, pd.DataFrame], dropped: dict[str, int]) -> dict:
+def _meta(target: Record) -> dict[str, Any]:
+    """The manifest's "meta": the fields a live target had set (none of its handles)."""
+    values = {k: getattr(target, k) for k in _META_FIELDS}
+    return {k: v for k, v in values.items() if v is not None and v is not False}
+
+
+def manifest(target: Record, frames: dict[str, pd.DataFrame], dropped: dict[str, int]) -> dict:
     binary = target.binary or (target.argv[0] if target.argv else None)
     # A loaded recording saved again keeps where it came from (its process is long gone).
-    before = target.meta.get("recorded", {})
+    before = target.recorded
     return {
         "format": FORMAT,
         "version": VERSION,
@@ -200,25 +200,25 @@ def manifest(target: Target, frames: dict[str, pd.DataFrame], dropped: dict[str,
         "goleak_magic": importlib.metadata.version("goleak_magic"),
         "target": {
             "name": target.name,
-            "state": before.get("state", target.state),
-            "pid": before.get("pid", target.pid),
+            "state": before.state if before else target.state,
+            "pid": before.pid if before else target.pid,
             "exit_status": target.exit_status,
             "attached": target.attached,
             "detail": target.detail,
-            "kind": target.meta.get("kind"),
-            "spec": target.meta.get("spec"),
+            "kind": target.kind,
+            "spec": target.spec,
             "argv": list(target.argv),
             "env": dict(target.env),
             "godebug": target.godebug,
-            "go_version": target.meta.get("go_version"),
-            "delve_version": before.get("delve_version") or _delve_version(target),
+            "go_version": target.go_version,
+            "delve_version": (before and before.delve_version) or _delve_version(target),
             "binary": str(binary) if binary else None,
-            "binary_sha256": before.get("binary_sha256") or _sha256(binary),
+            "binary_sha256": (before and before.binary_sha256) or _sha256(binary),
             "started_at": _iso(target.started_at),
             "ended_at": _iso(target.ended_at),
             "malformed_lines": target.malformed_lines,
         },
-        "meta": _json_safe({k: v for k, v in target.meta.items() if k != "recorded"}),
+        "meta": _meta(target),
         "tables": {
             kind: {
                 "file": f"{kind}.parquet",
@@ -231,7 +231,7 @@ def manifest(target: Target, frames: dict[str, pd.DataFrame], dropped: dict[str,
     }
 
 
-def _log_frame(target: Target) -> pd.DataFrame:
+def _log_frame(target: Record) -> pd.DataFrame:
     df = pd.DataFrame(target.log_records(), columns=LOG_COLUMNS)
     df["time"] = pd.to_datetime(df["time"], unit="s", utc=True)
     return df.astype({"stream": "string", "line": "string"})
@@ -276,7 +276,7 @@ def _umask() -> int:
     return 0o022
 
 
-def save(target: Target, path: str | Path) -> Path:
+def save(target: Record, path: str | Path) -> Path:
     """Write everything recorded about ``target`` to ``path`` (atomically); return it."""
     path = Path(path).expanduser()
     if path.is_dir():
@@ -356,36 +356,48 @@ def _ts(text: str | None) -> pd.Timestamp | None:
     return None if text is None else pd.Timestamp(text)
 
 
-def to_target(rec: Recording, name: str, settings: Settings) -> Target:
-    """A finished Target named ``name`` holding the recording ``rec``.
+def to_target(rec: Recording, name: str, settings: Settings) -> Record:
+    """A Record named ``name`` holding the recording ``rec``.
 
-    It has no process (``pid`` is None; the recorded pid is in ``meta["recorded"]``), so
+    It has no process (``pid`` is None; the recorded pid is in ``recorded.pid``), so
     nothing can signal or debug it by mistake; its state is ``"recorded"``.
     """
     man, frames, log = rec.manifest, rec.frames, rec.log
     info = man["target"]
-    target = Target(name, settings)
-    target.exit_status = info.get("exit_status")
-    target.attached = bool(info.get("attached"))
-    target.detail = bool(info.get("detail"))
-    target.argv = list(info.get("argv") or [])
-    target.env = dict(info.get("env") or {})
-    target.godebug = info.get("godebug") or ""
-    target.started_at = _ts(info.get("started_at"))
-    # A target saved while running ends where its recording ends.
-    target.ended_at = _ts(info.get("ended_at")) or _ts(man.get("saved_at"))
-    target.malformed_lines = int(info.get("malformed_lines") or 0)
-    target.meta.update(man.get("meta") or {})
-    target.meta["recorded"] = {
-        "path": str(rec.path),
-        "saved_at": man.get("saved_at"),
-        "state": info.get("state"),
-        "pid": info.get("pid"),
-        "delve_version": info.get("delve_version"),
-        "binary_sha256": info.get("binary_sha256"),
-        "goleak_magic": man.get("goleak_magic"),
-        "version": man["version"],
-    }
+    meta = man.get("meta") or {}
+    target = Record(
+        name,
+        settings,
+        exit_status=info.get("exit_status"),
+        attached=bool(info.get("attached")),
+        detail=bool(info.get("detail")),
+        argv=list(info.get("argv") or []),
+        env=dict(info.get("env") or {}),
+        godebug=info.get("godebug") or "",
+        started_at=_ts(info.get("started_at")),
+        # A target saved while running ends where its recording ends.
+        ended_at=_ts(info.get("ended_at")) or _ts(man.get("saved_at")),
+        malformed_lines=int(info.get("malformed_lines") or 0),
+        recorded=Recorded(
+            path=str(rec.path),
+            saved_at=man.get("saved_at"),
+            state=info.get("state"),
+            pid=info.get("pid"),
+            delve_version=info.get("delve_version"),
+            binary_sha256=info.get("binary_sha256"),
+            goleak_magic=man.get("goleak_magic"),
+            version=man["version"],
+        ),
+        snapshots=list(meta.get("snapshots") or []),
+        go_version=meta.get("go_version"),
+        kind=meta.get("kind"),
+        spec=meta.get("spec"),
+        remote_pid=meta.get("remote_pid"),
+        agent_socket=meta.get("agent_socket"),
+        pprof_url=meta.get("pprof_url"),
+        said_no_leak=bool(meta.get("said_no_leak")),
+        wait_reasons=meta.get("wait_reasons"),
+    )
     for kind in TABLE_KINDS:
         rows, df = target.tables[kind], frames[kind]
         if isinstance(rows, tables.FrameLog):  # goroutines: one chunk per snapshot, as live
@@ -396,7 +408,7 @@ def to_target(rec: Recording, name: str, settings: Settings) -> Target:
         # Rows the live target had already let go of stay counted as dropped.
         rows.appended += int(man["tables"].get(kind, {}).get("dropped", 0))
     target.keep_suspects(frames["suspects"])
-    target.restore(
+    target.restore_log(
         (t.timestamp(), str(s), str(ln))
         for t, s, ln in zip(log["time"], log["stream"], log["line"], strict=True)
     )

@@ -1,5 +1,8 @@
 """A Go program we watch: launched by us (with schedtrace on stderr) or attached by pid.
 
+:class:`Target` is the watcher (launch, attach, reader threads, reap, stop) over a
+:class:`~goleak_magic.record.Record`, which holds what is recorded and lists every field.
+
 Reader threads drain stdout and stderr continuously into bounded buffers, so a chatty
 program never blocks on a full pipe; stderr goes through the schedtrace parser, and the
 lines that are not schedtrace land in the log untouched. When the program exits, its
@@ -8,25 +11,23 @@ exit status, last lines and every recorded row stay.
 
 from __future__ import annotations
 
-import html
 import os
 import select
 import subprocess
-import sys
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 import pandas as pd
 
-from . import analysis, process, tables
+from . import process
 from .build import Built
 from .errors import GoleakError
+from .record import TABLE_KINDS, Record
 from .schedtrace import Parsed, SchedTraceParser
-from .settings import Settings
+
+__all__ = ["TABLE_KINDS", "Target", "godebug"]
 
 READ_SIZE = 1 << 16
 # The runtime writes schedtrace one field at a time: waking for each write cost ~25% of a
@@ -36,7 +37,6 @@ COALESCE_S = 0.005
 # runtime line waits for its newline: SchedTraceParser.idle).
 IDLE_FLUSH_S = 0.1
 FIRST_ROW_WAIT_S = 3.0  # launch --detail waits this long at most for the first row
-TABLE_KINDS = ("sched", "waits", "creations", "goroutines")
 
 
 def godebug(base: str, **settings: int | None) -> str:
@@ -49,77 +49,24 @@ def godebug(base: str, **settings: int | None) -> str:
     return ",".join(f"{k}={v}" for k, v in items.items())
 
 
-class Target:
-    """One named program and everything recorded about it.
+@dataclass(eq=False, repr=False)
+class Target(Record):
+    """A :class:`Record` with a live program behind it: launched by us (schedtrace on its
+    stderr), attached by pid, or behind a --connect'ed dlv (``state`` "remote", no process
+    of ours: Delve, a closer, detaches it)."""
 
-    ``sched``, ``waits``, ``creations``, ``goroutines`` and ``suspects`` are DataFrames
-    (a fresh copy on each access; empty with the right columns until filled).
-    """
-
-    def __init__(self, name: str, settings: Settings) -> None:
-        self.name = name
-        self.settings = settings
-        self.pid: int | None = None
-        self.state = "new"
-        self.exit_status: int | None = None
-        self.built: Built | None = None
-        self.argv: list[str] = []
-        self.env: dict[str, str] = {}
-        self.godebug = ""
-        self.detail = False
-        self.attached = False
-        self.started_at: pd.Timestamp | None = None
-        self.ended_at: pd.Timestamp | None = None
-        self.meta: dict[str, Any] = {}
-        # Snapshots arrive as whole DataFrames (see goleak_magic.snapshot), the rest as rows.
-        self.tables: dict[str, tables.RowLog | tables.FrameLog] = {
-            k: (tables.FrameLog if k == "goroutines" else tables.RowLog)(k, settings.max_rows)
-            for k in TABLE_KINDS
-        }
-        # (goroutine rows appended when ranked, the ranking): stale once a snapshot is added
-        self._suspects: tuple[int, pd.DataFrame] = (0, tables.empty("suspects"))
-        self.malformed_lines = 0
-        # One bounded buffer per stream, so a flood on one never evicts the other's tail.
-        self._log: dict[str, deque[tuple[float, str]]] = {}
-        self._log_lock = threading.Lock()
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._threads: list[threading.Thread] = []
-        self._first_sched = threading.Event()  # the first SCHED line has arrived
-        self._first_row = threading.Event()  # ...and a row is complete (detail: next tick)
-        self._exited = threading.Event()
-        self._t0_ns: int | None = None
-        self._start_ns = 0
-        self._closers: list[Callable[[], None]] = []
-        self.parser: SchedTraceParser | None = None
-
-    # ---- tables ---------------------------------------------------------------------
-    @property
-    def sched(self) -> pd.DataFrame:
-        return self.tables["sched"].frame()
-
-    @property
-    def waits(self) -> pd.DataFrame:
-        return self.tables["waits"].frame()
-
-    @property
-    def creations(self) -> pd.DataFrame:
-        return self.tables["creations"].frame()
-
-    @property
-    def goroutines(self) -> pd.DataFrame:
-        return self.tables["goroutines"].frame()
-
-    @property
-    def suspects(self) -> pd.DataFrame:
-        """Leak suspects ranked from the snapshots (``goleak_magic.analysis``)."""
-        n = self.tables["goroutines"].appended  # read first: a snapshot added meanwhile re-ranks
-        if self._suspects[0] != n:
-            self._suspects = (n, analysis.suspects(self.goroutines))
-        return self._suspects[1].copy()
-
-    def keep_suspects(self, df: pd.DataFrame) -> None:
-        """Use ``df`` as the ranking of the snapshots held now (a recording's, as saved)."""
-        self._suspects = (self.tables["goroutines"].appended, df)
+    state: str = "new"  # until launch, attach or connect says otherwise
+    parser: SchedTraceParser | None = field(default=None, init=False)  # its stderr's parser
+    # ---- the watcher's own (never saved) ----
+    _proc: subprocess.Popen[bytes] | None = field(default=None, init=False)  # launched by us
+    _threads: list[threading.Thread] = field(default_factory=list, init=False)  # the readers
+    # the first SCHED line has arrived; ...and a row is complete (detail: next tick)
+    _first_sched: threading.Event = field(default_factory=threading.Event, init=False)
+    _first_row: threading.Event = field(default_factory=threading.Event, init=False)
+    _exited: threading.Event = field(default_factory=threading.Event, init=False)  # drained too
+    _t0_ns: int | None = field(default=None, init=False)  # wall time of schedtrace's 0 ms
+    _start_ns: int = field(default=0, init=False)  # when we started it (no earlier t0)
+    _closers: list[Callable[[], None]] = field(default_factory=list, init=False)  # run at stop
 
     # ---- launch ---------------------------------------------------------------------
     def launch(
@@ -145,7 +92,7 @@ class Target:
         )
         full_env["GODEBUG"] = self.godebug
         self.argv = [str(built.binary), *args]
-        self.meta.update(go_version=built.go_version, kind=built.kind, spec=built.spec)
+        self.go_version, self.kind, self.spec = built.go_version, built.kind, built.spec
         self._start_ns = time.time_ns()
         self.started_at = pd.Timestamp(self._start_ns, tz="UTC")
         try:
@@ -206,7 +153,7 @@ class Target:
         self._start_ns = time.time_ns()
         self.started_at = pd.Timestamp(self._start_ns, tz="UTC")
         self.argv = [exe]
-        self.meta.update(go_version=go_version, kind="attached", spec=f"pid {pid}")
+        self.go_version, self.kind, self.spec = go_version, "attached", f"pid {pid}"
         try:
             fd = os.pidfd_open(pid)
         except ProcessLookupError as e:
@@ -222,14 +169,6 @@ class Target:
         threading.Thread(target=watch, name=f"goleak-watch-{self.name}", daemon=True).start()
 
     # ---- readers --------------------------------------------------------------------
-    def _append_log(self, stream: str, lines: list[str]) -> None:
-        now = time.time()
-        with self._log_lock:
-            buf = self._log.get(stream)
-            if buf is None:
-                buf = self._log[stream] = deque(maxlen=self.settings.log_lines)
-            buf.extend((now, ln) for ln in lines)
-
     def _pump(
         self, fd: int, on_data: Callable[[bytes], None], idle: Callable[[], float | None]
     ) -> None:
@@ -257,11 +196,12 @@ class Target:
             cut = data.rfind(b"\n") + 1
             tail = data[cut:]
             if cut:
-                self._append_log("stdout", data[:cut].decode("utf-8", "replace").split("\n")[:-1])
+                lines = data[:cut].decode("utf-8", "replace").split("\n")[:-1]
+                self._append_log("stdout", lines, time.time())
 
         self._pump(self._proc.stdout.fileno(), on_data, lambda: None)
         if tail:
-            self._append_log("stdout", [tail.decode("utf-8", "replace")])
+            self._append_log("stdout", [tail.decode("utf-8", "replace")], time.time())
 
     def _read_stderr(self) -> None:
         assert self._proc is not None and self._proc.stderr is not None
@@ -279,7 +219,7 @@ class Target:
 
     def _record(self, parser: SchedTraceParser, parsed: Parsed) -> None:
         if parsed.other:
-            self._append_log("stderr", parsed.other)
+            self._append_log("stderr", parsed.other, time.time())
         self.malformed_lines += parsed.malformed
         if self._t0_ns is None:
             # Nms counts from the first schedtrace call, which sysmon makes right after
@@ -326,7 +266,7 @@ class Target:
             try:
                 fn()
             except Exception as e:  # a failing detach must not keep the target alive
-                self._append_log("goleak", [f"cleanup failed: {e}"])
+                self._append_log("goleak", [f"cleanup failed: {e}"], time.time())
 
     @property
     def alive(self) -> bool:
@@ -359,81 +299,3 @@ class Target:
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the program has exited (and its output is drained)."""
         return self._exited.wait(timeout)
-
-    # ---- views ----------------------------------------------------------------------
-    def _log_items(self, n: int, stream: str | None) -> list[tuple[float, str, str]]:
-        with self._log_lock:
-            items = [
-                (t, s, ln)
-                for s, buf in self._log.items()
-                if stream in (None, s)
-                for t, ln in list(buf)[-n:]
-            ]
-        items.sort(key=lambda it: it[0])  # stable: each stream keeps its own order
-        return items[-n:]
-
-    def log_lines(self, n: int = 50, stream: str | None = None) -> list[str]:
-        """The last ``n`` lines of ``stream`` ("stdout", "stderr"; None: all)."""
-        return [ln for _, _, ln in self._log_items(n, stream)]
-
-    def logs(self, n: int = 50) -> str:
-        return "\n".join(f"{s}: {ln}" for _, s, ln in self._log_items(n, None))
-
-    # ---- recordings (store.py) ------------------------------------------------------
-    def log_records(self) -> list[tuple[float, str, str]]:
-        """Every kept line as (unix time, stream, line), oldest first."""
-        return self._log_items(sys.maxsize, None)
-
-    def restore(self, log: Iterable[tuple[float, str, str]]) -> None:
-        """Make this a loaded recording: no process behind it, its saved lines back."""
-        self.pid = None  # nothing may signal or debug a recording's long-gone pid
-        self.state = "recorded"
-        with self._log_lock:
-            for t, stream, line in log:
-                buf = self._log.setdefault(stream, deque(maxlen=self.settings.log_lines))
-                buf.append((t, line))
-        self._exited.set()  # alive is False; wait() returns at once
-
-    @property
-    def uptime(self) -> float:
-        if self.started_at is None:
-            return 0.0
-        end = self.ended_at or pd.Timestamp.now(tz="UTC")
-        return (end - self.started_at).total_seconds()
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "pid": self.pid,
-            "state": self.state,
-            "uptime_s": round(self.uptime, 1),
-            "exit_status": process.describe_status(self.exit_status)
-            if self.exit_status is not None
-            else "",
-            **{f"{k}_rows": len(v) for k, v in self.tables.items()},
-        }
-
-    def __repr__(self) -> str:
-        s = self.summary()
-        rows = ", ".join(f"{k}={len(v)}" for k, v in self.tables.items() if len(v))
-        status = f" ({s['exit_status']})" if s["exit_status"] else ""
-        return (
-            f"<Target {self.name} pid={self.pid} {self.state}{status}, "
-            f"up {s['uptime_s']}s{', ' + rows if rows else ''}>"
-        )
-
-    def _repr_html_(self) -> str:
-        """What a notebook shows for ``%golaunch``'s result: status and the latest tick."""
-        s = self.summary()
-        head = html.escape(repr(self))
-        sched = self.tables["sched"]
-        if not len(sched):
-            return f"<code>{head}</code>"
-        cols = [c for c in tables.SCHEMAS["sched"] if c != "runq_per_p"]
-        tail = self.sched.tail(3)[cols].dropna(axis=1, how="all")
-        note = f"last ticks of {s['sched_rows']} (t.sched grows while it runs)"
-        return f"<code>{head}</code><br><small>{note}</small>{tail.to_html(index=False)}"
-
-    @property
-    def binary(self) -> Path | None:
-        return self.built.binary if self.built else None

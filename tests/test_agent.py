@@ -52,7 +52,7 @@ def test_source_tree_unchanged_and_names_do_not_clash(
     # The program's own identifiers, its init and its file named like the agent's all work.
     out = wait_for(lambda: t.log_lines(5, "stdout"), what="output")
     assert out == ["clash mine 1 [mine] 2 {3} map[a:1] 112 true 4 5 6 true user file kept"]
-    info = AgentClient(t.meta["agent_socket"]).info()
+    info = AgentClient(t.agent_socket).info()
     assert info["pid"] == t.pid and info["goroutineleak"] is True  # 1.26 got the GOEXPERIMENT
     assert info["go"].startswith("go1.27" if toolchain != "go1.26" else "go1.26")
 
@@ -60,7 +60,7 @@ def test_source_tree_unchanged_and_names_do_not_clash(
 def test_agent_socket_is_private_and_the_program_unchanged(sess: Session) -> None:
     t = sess.launch(str(PROGRAMS / "pprofserver"), args=["-n", "5"])
     url = pprof_url(t)
-    sock = Path(t.meta["agent_socket"])
+    sock = Path(t.agent_socket)
     assert stat.S_ISSOCK(sock.stat().st_mode)
     assert sock.parent == sess.workdir and stat.S_IMODE(sess.workdir.stat().st_mode) == 0o700
     # The variable that named the socket is gone from the program's environment.
@@ -80,11 +80,11 @@ def test_agent_socket_is_private_and_the_program_unchanged(sess: Session) -> Non
 
 def test_no_agent_and_prebuilt_binaries_have_none(sess: Session) -> None:
     t = sess.launch("example:spawn", args=["-n", "5"], agent=False)
-    assert t.built is not None and not t.built.agent and "agent_socket" not in t.meta
+    assert t.built is not None and not t.built.agent and t.agent_socket is None
     assert not list(sess.workdir.glob("*.sock"))
     again = sess.launch(str(t.binary), args=["-n", "5"])  # a built binary: no rebuild
     assert again.built is not None and not again.built.agent
-    assert "agent_socket" not in again.meta
+    assert again.agent_socket is None
 
 
 def test_go_file_and_test_binary_builds_get_the_agent(sess: Session, tmp_path: Path) -> None:
@@ -92,14 +92,14 @@ def test_go_file_and_test_binary_builds_get_the_agent(sess: Session, tmp_path: P
     shutil.copytree(PROGRAMS / "pprofserver", src)
     t = sess.launch(str(src / "main.go"), args=["-n", "3"])  # a file-list build
     assert t.built is not None and t.built.kind == "file" and t.built.agent
-    assert AgentClient(t.meta["agent_socket"]).info()["pid"] == t.pid
+    assert AgentClient(t.agent_socket).info()["pid"] == t.pid
     (src / "x_test.go").write_text(
         'package main\n\nimport "testing"\n\nfunc TestPark(t *testing.T) { select {} }\n'
     )
     before = tree(src)
     tt = sess.launch(str(src), test=True, args=["-test.run", "TestPark"])
     assert tt.built is not None and tt.built.kind == "test" and tt.built.agent
-    assert AgentClient(tt.meta["agent_socket"]).info()["pid"] == tt.pid
+    assert AgentClient(tt.agent_socket).info()["pid"] == tt.pid
     assert tree(src) == before
 
 
@@ -108,10 +108,10 @@ def test_agent_keeps_no_goroutine_and_stays_out_of_the_rows(sess: Session) -> No
     out = wait_for(lambda: t.log_lines(5, "stdout"), what="spawn's report")
     # runtime.NumGoroutine, as the program sees it: its 20 and main, nothing of ours.
     assert str(out[0]).endswith(" goroutines=21")
-    client = AgentClient(t.meta["agent_socket"])
+    client = AgentClient(t.agent_socket)
     idle = http.client.HTTPConnection("localhost")  # an extra idle keep-alive connection
     idle.sock = socket.socket(socket.AF_UNIX)
-    idle.sock.connect(t.meta["agent_socket"])
+    idle.sock.connect(t.agent_socket)
     idle.request("GET", "/")
     idle.getresponse().read()
     raw = client.open("/debug/pprof/goroutine?debug=2", 10).read().decode()

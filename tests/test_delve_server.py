@@ -128,7 +128,7 @@ def test_dlv_too_old_for_the_program(sess: Session, old_dlv: str) -> None:
 def test_go_127_program(sess: Session, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GOTOOLCHAIN", "go1.27.3")
     t = sess.launch("example:spawn", args=["-n", "3"])
-    assert t.meta["go_version"].startswith("go1.27")
+    assert t.go_version.startswith("go1.27")
     with sess.delve(t.name) as d:
         assert "go1.27" in d.version.target_go_version and d.warnings == []
         gs = d.run_halted(lambda c: list(c.iter_goroutines()))
@@ -174,7 +174,7 @@ def test_stopping_the_program_detaches_first(sess: Session) -> None:
 def test_connect_to_a_headless_dlv(sess: Session, headless_dlv: Callable[..., HeadlessDlv]) -> None:
     addr, remote = headless_dlv("-n", "100000", "-every", "20ms")
     t = sess.connect_delve(addr, name="remote")
-    program = t.meta["remote_pid"]
+    program = t.remote_pid
     assert t.state == "remote" and t.pid is None
     h = sess.trace("remote", stack=4)
     wait_for(lambda: spawn_site_rows(t.creations.to_dict("records")) >= 3, what="creations")

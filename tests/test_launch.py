@@ -70,7 +70,7 @@ def test_detail_counts_match_the_programs_own_count(sess: Session, toolchain: st
         + (last.g_other)
         == last.goroutines
     )
-    assert t.meta["go_version"].startswith("go1.27" if toolchain != "go1.26" else "go1.26")
+    assert t.go_version.startswith("go1.27" if toolchain != "go1.26" else "go1.26")
 
 
 def test_a_program_halted_mid_line_keeps_every_tick_whole(sess: Session) -> None:
@@ -140,7 +140,7 @@ def test_attach_to_a_running_go_process(sess: Session) -> None:
     proc = subprocess.Popen([str(helper.binary), "-n", "3"], stdout=subprocess.DEVNULL)
     try:
         t = sess.attach(proc.pid, name="ext")
-        assert t.state == "attached" and t.meta["go_version"].startswith("go1.")
+        assert t.state == "attached" and t.go_version.startswith("go1.")
         assert "ext" in set(sess.list().name)
         proc.kill()
         proc.wait()

@@ -115,7 +115,7 @@ def test_bad_sources(sess: Session, not_pprof: str) -> None:
         sess.snapshot(t.name, source="pprof", url=not_pprof)
     with pytest.raises(GoleakError, match="HTTP 404"):
         sess.snapshot(t.name, source="pprof", url=not_pprof + "/elsewhere/")
-    assert not t.meta.get("snapshots") and not len(t.goroutines)  # nothing half-recorded
+    assert not t.snapshots and not len(t.goroutines)  # nothing half-recorded
 
 
 def test_pprof_base() -> None:
@@ -163,7 +163,7 @@ def test_target_gone_mid_snapshot_keeps_what_was_recorded(sess: Session) -> None
 
     with pytest.raises(GoleakError, match="exited during the snapshot"):
         sess.snapshot(t.name, source="agent", progress=kill_at_first_chunk)
-    assert [s["id"] for s in t.meta["snapshots"]] == [1]
+    assert [s["id"] for s in t.snapshots] == [1]
     assert len(t.goroutines) == first.goroutines
     with pytest.raises(GoleakError, match="not running"):
         sess.snapshot(t.name)
@@ -210,7 +210,7 @@ def test_series_stops_when_the_target_exits(sess: Session) -> None:
     assert series.wait(30)
     assert 1 <= len(series.snapshots) < 100
     assert series.error is not None and "not running" in series.error
-    assert len(t.meta["snapshots"]) == len(series.snapshots)
+    assert len(t.snapshots) == len(series.snapshots)
 
 
 def test_series_bad_arguments(sess: Session) -> None:

@@ -46,10 +46,11 @@ def test_real_run_round_trips(sess: Session, tmp_path: Path) -> None:
     assert r.exit_status == t.exit_status and r.started_at == t.started_at
     assert r.ended_at == t.ended_at and r.godebug == t.godebug and r.argv == t.argv
 
-    man = r.meta["recorded"]
-    assert man["state"] == "stopped" and man["pid"] == t.pid
-    assert man["binary_sha256"] == hashlib.sha256(t.binary.read_bytes()).hexdigest()
-    assert r.meta["go_version"] == t.meta["go_version"]
+    man = r.recorded
+    assert man is not None and man.state == "stopped" and man.pid == t.pid
+    assert man.binary_sha256 == hashlib.sha256(t.binary.read_bytes()).hexdigest()
+    assert r.go_version == t.go_version
+    assert (r.kind, r.spec, r.agent_socket) == (t.kind, t.spec, t.agent_socket)  # manifest "meta"
     assert "scheddetail=1" in r.godebug
     r.stop()  # a recording has nothing to stop; this must not raise or signal anything
     mask = os.umask(0)
@@ -70,7 +71,7 @@ def test_live_target_saves_what_it_has(sess: Session, tmp_path: Path) -> None:
     path = sess.save(t.name, tmp_path / "live.goleak")
     r = sess.load(path)
     assert r.name == "spawn-2" and t.alive and not r.alive
-    assert r.meta["recorded"]["state"] == "running"
+    assert r.recorded is not None and r.recorded.state == "running"
     assert 3 <= len(r.sched) <= len(t.sched)
     assert r.ended_at is not None  # a live save ends where its recording ends
 

@@ -129,7 +129,7 @@ def test_suspects_takes_its_own_snapshots(ip: InteractiveShell) -> None:
     t = goleak_magic.session().targets["sp"]
     wait_for(lambda: t.log_lines(5, "stdout"), what="spawn's report")
     sus = ip.run_line_magic("goleak", "suspects sp")  # none yet: it takes three
-    assert len(t.meta["snapshots"]) == 3
+    assert len(t.snapshots) == 3
     assert sus.iloc[0]["leaked_proven"] == 25 and sus.iloc[0]["score"] == 25
 
 
@@ -178,6 +178,6 @@ def test_one_then_two_snapshots(sess: Session) -> None:
     wait_for(lambda: reported(t) >= grown, what=f"{grown} goroutines alive")
     sess.snapshot(t.name)
     two = t.suspects
-    assert len(t.meta["snapshots"]) == 2
+    assert len(t.snapshots) == 2
     assert two.iloc[0]["site"] == ticker.site
     assert two.iloc[0]["score"] >= analysis.SUSPECT_THRESHOLD

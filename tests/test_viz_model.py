@@ -313,7 +313,7 @@ def test_snapshots_without_detail_fill_counts_alive_and_the_table(sess: Session)
     t = sess.launch("example:leakyservice", args=["-rate", "40", "-slow", "1"])  # no --detail
     series = sess.snapshot(t.name, every=0.7, count=3)
     series.wait()
-    assert len(t.meta["snapshots"]) == 3, series.error
+    assert len(t.snapshots) == 3, series.error
     data = model.build(Recording.of(t))
     g = t.goroutines
     counts = data.sources["counts"]

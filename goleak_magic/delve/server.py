@@ -17,7 +17,6 @@ import contextlib
 import subprocess
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -368,7 +367,6 @@ def _checked(server: DlvServer) -> DlvServer:
 
 
 # ---- one server per target ---------------------------------------------------------------
-_servers: weakref.WeakKeyDictionary[Any, DlvServer] = weakref.WeakKeyDictionary()
 _servers_lock = threading.Lock()
 
 
@@ -388,8 +386,7 @@ def for_target(target: Any, *, workdir: Path, dlv: str = "", resume: bool = True
             raise GoleakError(
                 f"{target.name} is not running ({target.state}); launch it again with %golaunch."
             )
-        server = attach(target.pid, workdir=workdir, dlv=dlv)
-        _servers[target] = server
+        server = target.dlv = attach(target.pid, workdir=workdir, dlv=dlv)
     return _hold(target, server, resume)
 
 
@@ -400,7 +397,7 @@ def register(target: Any, server: DlvServer, *, resume: bool = True) -> DlvServe
         if current(target) is not None:
             server.close()
             raise GoleakError(f"{target.name} already has a Delve attached.")
-        _servers[target] = server
+        target.dlv = server
     return _hold(target, server, resume)
 
 
@@ -416,7 +413,7 @@ def _hold(target: Any, server: DlvServer, resume: bool) -> DlvServer:
 def current(target: Any) -> DlvServer | None:
     """The target's live Delve, if one is attached (callers that then replace it hold
     ``_servers_lock``)."""
-    server = _servers.get(target)
+    server = target.dlv
     return server if server is not None and server.alive and not server._closing else None
 
 

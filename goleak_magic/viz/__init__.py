@@ -15,7 +15,7 @@ from .live import Controls, LiveTimeline
 from .notebook import load_bokehjs
 
 if TYPE_CHECKING:
-    from ..target import Target
+    from ..record import Record
 
 __all__ = ["Controls", "LiveTimeline", "StaticTimeline", "timeline"]
 
@@ -46,7 +46,7 @@ class StaticTimeline:
 
 
 def timeline(
-    target: Target,
+    target: Record,
     *,
     live: bool = False,
     html: str | Path | None = None,

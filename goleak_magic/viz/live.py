@@ -27,7 +27,7 @@ from .layout import TimelineFigure, notes_html, panel_title, slot_tooltips, wind
 from .model import Recording, TimelineData, heat_high
 
 if TYPE_CHECKING:
-    from ..target import Target
+    from ..record import Record
 
 MIN_INTERVAL_S = 1.0  # at most one update a second...
 MAX_BUSY = 0.2  # ...and never more than a fifth of the kernel's time
@@ -141,7 +141,7 @@ class LiveTimeline:
     def __repr__(self) -> str:
         return f"<LiveTimeline of {self.target.name}: {self.status_text()}>"
 
-    def __init__(self, target: Target, controls: Controls | None = None) -> None:
+    def __init__(self, target: Record, controls: Controls | None = None) -> None:
         from .layout import build
 
         self.target = target

@@ -22,7 +22,7 @@ from ..analysis import growth_episodes
 from ..creations import latest, newest_listing, trace_listing
 
 if TYPE_CHECKING:
-    from ..target import Target
+    from ..record import Record
 
 TOP_SITES = 8  # coloured sites; the rest share the "other sites" colour
 MAX_BINS = 200  # creation-rate bins across the recording
@@ -61,7 +61,7 @@ class Recording:
     live: tuple[frozenset[int], int] | None = None
 
     @classmethod
-    def of(cls, target: Target) -> Recording:
+    def of(cls, target: Record) -> Recording:
         handle = latest(target)
         return cls(
             sched=target.sched,
@@ -102,17 +102,17 @@ class TimelineData:
         }
 
 
-def title_of(target: Target) -> str:
+def title_of(target: Record) -> str:
     """``goroutines of NAME (pid P, STATE)``; a loaded recording shows the pid and state
     it was saved with, a --connect target the pid behind the remote dlv."""
-    recorded = target.meta.get("recorded")
-    pid = target.pid or target.meta.get("remote_pid")
+    recorded = target.recorded
+    pid = target.pid or target.remote_pid
     state = target.state
     if recorded is not None:
-        pid = recorded.get("pid")
-        state = f"recorded while {recorded.get('state')}"
-        if recorded.get("saved_at"):
-            state += f", saved {pd.Timestamp(recorded['saved_at']):%Y-%m-%d %H:%M} UTC"
+        pid = recorded.pid
+        state = f"recorded while {recorded.state}"
+        if recorded.saved_at:
+            state += f", saved {pd.Timestamp(recorded.saved_at):%Y-%m-%d %H:%M} UTC"
     if target.exit_status is not None:
         from ..process import describe_status
 
