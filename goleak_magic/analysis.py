@@ -35,9 +35,11 @@ deadlock        the last snapshot is a deadlock's dump (``fatal error: all gorou
                 runtime's own left out, as dumps do) is blocked on another goroutine,
                 at least one of its own code on a channel, lock, WaitGroup or Cond (a
                 lone ``select`` may be a ticker loop), none runnable, in I/O, asleep or
-                in a syscall (os/signal's loop is); and, without such a dump, the same
-                goroutines stayed so over the last snapshots (at least ``HANG_SECONDS``
-                apart). Every site with a goroutine of its own code in it is a suspect.
+                in a syscall (os/signal's loop is); and each of its own blocked for
+                ``HANG_MINUTES`` or more by the runtime's count (a dump's ``N minutes``,
+                kept when a GC ran meanwhile: two snapshots of a busy pipeline can look
+                the same, a minute blocked cannot). Every site with a goroutine of its
+                own code in it is a suspect.
 growth          ``score`` at or above SUSPECT_THRESHOLD (long-running services).
 
 A healthy program has none of these: its workers end, it waits in I/O or on timers,
@@ -125,7 +127,7 @@ def growth_episodes(
 SUSPECT_THRESHOLD = 5.0  # goroutines; the healthy example stays far below it
 MAX_SLOPE_POINTS = 64  # Theil-Sen over at most this many snapshots (evenly picked)
 NO_SITE = "(no creator: main or runtime)"
-HANG_SECONDS = 1.0  # a live hang: the same blocked goroutines over at least this long
+HANG_MINUTES = 1  # a hang: every goroutine blocked this long, by the runtime's count
 MAX_CYCLE_LINES = 20  # goroutines of a deadlock named in the report
 
 # How a snapshot relates to the end of the program (Snapshot.end): the tests had
@@ -200,11 +202,10 @@ def stuck(g: pd.DataFrame, ends: Mapping[int, str] | None = None) -> pd.DataFram
         return g.iloc[:0]
     if "site" not in g:
         g = g.assign(site=goroutine_sites(g))
-    snaps = g.groupby("snapshot")["time"].first().sort_index()
-    last_id = snaps.index[-1]
+    last_id = int(g["snapshot"].max())
     last = g[g["snapshot"] == last_id]
     own = last[last["user_top"].notna()]
-    end = (ends or {}).get(int(last_id))
+    end = (ends or {}).get(last_id)
     if end == "deadlock":
         return own[blocked_on_goroutine(own)]
     # Anything else (running, in I/O or a syscall such as os/signal's loop, asleep)
@@ -213,17 +214,9 @@ def stuck(g: pd.DataFrame, ends: Mapping[int, str] | None = None) -> pd.DataFram
         return own.iloc[:0]
     if not own["wait_reason"].fillna("").str.contains(_ON_SYNC_RE).any():
         return own.iloc[:0]
-    if end is None:  # live: the same goroutines, blocked the same way, a while back
-        t_last = snaps.iloc[-1]
-        earlier = snaps[snaps <= t_last - pd.Timedelta(seconds=HANG_SECONDS)]
-        if not len(earlier):
-            return own.iloc[:0]
-        before = g[g["snapshot"] == earlier.index[-1]]
-        before = before[before["user_top"].notna()]
-        key = ["goid", "wait_reason", "user_top"]
-        same = before[key].sort_values("goid").reset_index(drop=True)
-        if not same.equals(own[key].sort_values("goid").reset_index(drop=True)):
-            return own.iloc[:0]
+    # Two snapshots of a busy pipeline can look the same; a minute blocked cannot.
+    if not (own["wait_minutes"].fillna(0) >= HANG_MINUTES).all():
+        return own.iloc[:0]
     return own
 
 
