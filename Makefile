@@ -19,7 +19,9 @@ lint:
 	$(PY) -m ruff check --fix goleak_magic tests bench
 	$(PY) -m ruff format goleak_magic tests bench
 
-# JupyterLab on this machine only, opened on the tutorials.
+# JupyterLab on this machine only, opened on the tutorials (as root, e.g. in a container,
+# Jupyter wants --allow-root).
 lab:
 	scripts/setup.sh
-	$(PY) -m jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks
+	$(PY) -m jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks \
+	  $(if $(filter 0,$(shell id -u)),--allow-root)

@@ -1,18 +1,23 @@
 """The README's commands on a stock Debian/Ubuntu machine: a fresh clone, Debian's own
 ``/usr/bin/python3`` (externally managed, PEP 668: pip refuses to install into it) first
 on PATH, and no virtual environment or conda env active. The setup must then make and use
-a project-local ``.venv``. Go's caches and pip's download cache are this machine's (for
+a project-local ``.venv``, and ``make lab`` must serve the tutorials from it. Go's caches and pip's download cache are this machine's (for
 speed); the ``.venv`` is the clone's own.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
+import urllib.request
 from pathlib import Path
 
+from goleak_magic import process
+
+from .conftest import wait_for
 from .test_binder import ROOT, passed_through_env
 
 SYSTEM_PY = Path("/usr/bin/python3")
@@ -79,6 +84,25 @@ def test_make_demo_then_test_setup_with_debians_python(tmp_path: Path, artifacts
     )
     imports = [py, "-c", "import pytest, nbclient, playwright"]
     _run(imports, repo, env, artifacts / "debian-imports.log")
+
+    # `make lab`: JupyterLab from that .venv, listening on 127.0.0.1, on the tutorials.
+    log = artifacts / "debian-make-lab.log"
+    with log.open("wb") as out:  # BROWSER: no browser to open here
+        lab = process.spawn(["make", "lab"], cwd=str(repo), env=env | {"BROWSER": "true"},
+                            stdout=out, stderr=out)  # fmt: skip
+    try:
+        found = wait_for(
+            lambda: re.search(r"http://127\.0\.0\.1:\d+/lab\?token=\w+", log.read_text()),
+            timeout=120,
+            what="make lab to print its address",
+            show=lambda: log.read_text()[-2000:],
+        )
+        contents = found.group(0).replace("/lab?", "/api/contents?")
+        with urllib.request.urlopen(contents, timeout=10) as r:
+            names = {c["name"] for c in json.load(r)["content"]}
+        assert "01-first-leak.ipynb" in names, names
+    finally:
+        process.terminate(lab, 10)
 
 
 def test_missing_ensurepip_is_one_sentence(tmp_path: Path) -> None:
