@@ -1,8 +1,8 @@
 """The README's commands on a stock Debian/Ubuntu machine: a fresh clone, Debian's own
 ``/usr/bin/python3`` (externally managed, PEP 668: pip refuses to install into it) first
 on PATH, and no virtual environment or conda env active. The setup must then make and use
-a project-local ``.venv``, and ``make lab`` must serve the tutorials from it. Go's caches and pip's download cache are this machine's (for
-speed); the ``.venv`` is the clone's own.
+a project-local ``.venv``, and ``make lab`` must serve the tutorials from it. Go's caches
+and pip's download cache are this machine's (for speed); the ``.venv`` is the clone's own.
 """
 
 from __future__ import annotations
