@@ -29,6 +29,11 @@ ROOT = Path(__file__).resolve().parent.parent
 PASS_THROUGH = ("LANG", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
 
 
+def passed_through_env() -> dict[str, str]:
+    """What a clean environment keeps of this one: locale, certificates, pip's settings."""
+    return {k: v for k, v in os.environ.items() if k in PASS_THROUGH or k.startswith("PIP_")}
+
+
 def _copy_tree(dst: Path) -> None:
     """The files git tracks, as a fresh checkout has them (no .tools, no caches)."""
     listed = subprocess.run(
@@ -54,8 +59,7 @@ def test_postbuild_on_a_clean_environment_then_notebook_01(tmp_path: Path, artif
 
     go = shutil.which("go")
     assert go, "go must be installed (it stands in for binder/environment.yml's conda-forge go)"
-    env = {k: v for k, v in os.environ.items() if k in PASS_THROUGH or k.startswith("PIP_")}
-    env |= {
+    env = passed_through_env() | {
         "PATH": os.pathsep.join([str(venv / "bin"), str(Path(go).parent), "/usr/bin", "/bin"]),
         "HOME": str(home),
         "GOPATH": str(gopath),
@@ -72,6 +76,7 @@ def test_postbuild_on_a_clean_environment_then_notebook_01(tmp_path: Path, artif
     )
     (artifacts / "binder-postBuild.log").write_text(build.stdout + build.stderr)
     assert build.returncode == 0, build.stderr[-4000:]
+    assert not (repo / ".venv").exists()  # setup used the active env, as in Binder's conda env
 
     config = (home / ".jupyter" / "jupyter_server_config.py").read_text()
     start = re.search(r'default_url = "/lab/tree/(.+)"', config)
