@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One set-up path for README, CI and Binder.
 #   scripts/setup.sh          Python package + Go check + pinned Delve
-#   scripts/setup.sh --test   also what the test suite needs: Go 1.27 toolchain, Chromium
+#   scripts/setup.sh --test   also what the test suite needs: Go 1.27 toolchain, Chromium,
+#                             Prometheus (Debian's package; its service is left stopped)
 # Delve goes into .tools/bin of this checkout; goleak_magic finds it there.
 set -euo pipefail
 
@@ -51,6 +52,16 @@ if [ "$want_test" = 1 ]; then
     else
       die "/usr/bin/chromium is missing; install Debian's 'chromium' package (the browser tests need it)."
     fi
+  fi
+  if ! command -v prometheus >/dev/null; then
+    [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+      || die "'prometheus' is missing; install Debian's 'prometheus' package (the fleet tests run it)."
+    say "installing Debian's prometheus for the fleet tests (they run their own on 127.0.0.1)"
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive \
+      apt-get install -y -qq --no-install-recommends prometheus >/dev/null || die "apt-get install prometheus failed."
+    # The package's own service listens on every interface; the tests never use it.
+    if [ -d /run/systemd/system ]; then systemctl disable --now prometheus >/dev/null 2>&1 || true
+    else service prometheus stop >/dev/null 2>&1 || true; fi
   fi
 fi
 say "done: dlv at $tools/dlv"
