@@ -214,6 +214,29 @@ def test_pprof_template_must_take_its_host_from_the_labels(
         snapshot_fleet(fleet.rows, pprof_template=template)
 
 
+@pytest.mark.parametrize(
+    ("path", "says"),
+    [
+        (
+            "login",
+            "login/debug/pprof/goroutineleak answered HTTP 401 Unauthorized (an HTML login "
+            "page); pass headers",
+        ),
+        ("error", "answered HTTP 500 Internal Server Error (that); is it net/http/pprof?"),
+        ("slow", "down or unreachable at http://{addr}/slow/debug/pprof (timed out)"),
+    ],
+)
+def test_login_page_500_and_slow_instance_are_one_line(fleet: Fleet, path: str, says: str) -> None:
+    row = fleet.rows[fleet.rows["instance"] == fleet.garbage.addr]
+    template = "http://{instance}/" + path + "/debug/pprof"
+    snap = snapshot_fleet(row, pprof_template=template, timeout=0.5)
+    (line,) = snap.failures
+    assert (
+        line.startswith(f"{fleet.garbage.addr}: ") and says.format(addr=fleet.garbage.addr) in line
+    )
+    assert len(snap.goroutines) == 0 and list(snap.goroutines.columns)[-2:] == ["instance", "run"]
+
+
 def test_label_template_reaches_the_instance(fleet: Fleet) -> None:
     addr = next(iter(fleet.leakers))
     host, port = addr.rsplit(":", 1)
