@@ -177,6 +177,7 @@ def test_restarted_instance_becomes_a_new_run(fleet: Fleet, tmp_path: Path) -> N
     ("url", "match", "says"),
     [
         ("closed", 'job="fleet"', "cannot reach Prometheus"),
+        ("creds", 'job="fleet"', "the Prometheus URL carries credentials; pass them as a header"),
         ("garbage", 'job="fleet"', "does not look like Prometheus"),
         ("instance", 'job="fleet"', "does not look like Prometheus (/api/v1/status/buildinfo "
          "answered HTTP 404)"),
@@ -189,6 +190,7 @@ def test_bad_prometheus_input_is_one_sentence(
 ) -> None:
     where = {
         "closed": "http://127.0.0.1:1",
+        "creds": f"http://me:pw-s3cret@{fleet.prom.url.removeprefix('http://')}",
         "garbage": f"http://{fleet.garbage.addr}",
         "instance": f"http://{next(iter(fleet.healthy))}",
         "prom": fleet.prom.url,
@@ -196,7 +198,7 @@ def test_bad_prometheus_input_is_one_sentence(
     with pytest.raises(GoleakError) as e:
         instances(where, match, window="10s")
     assert says in str(e.value)
-    assert "\n" not in str(e.value)
+    assert "\n" not in str(e.value) and "s3cret" not in str(e.value)
 
 
 @pytest.mark.parametrize(
@@ -222,7 +224,7 @@ def test_pprof_template_must_take_its_host_from_the_labels(
             "login/debug/pprof/goroutineleak answered HTTP 401 Unauthorized (an HTML login "
             "page); pass headers",
         ),
-        ("error", "answered HTTP 500 Internal Server Error (that); is it net/http/pprof?"),
+        ("error", "answered HTTP 500 Internal Server Error; is it net/http/pprof?"),
         ("slow", "down or unreachable at http://{addr}/slow/debug/pprof (timed out)"),
     ],
 )

@@ -90,7 +90,7 @@ def instances(
     series = prom.query_range(query, end - span, end, step_s)
     if not series:
         raise GoleakError(
-            f"no series match {query} on {prom.url} in the last {window}; check the "
+            f"no series match {query} on {prom.url} in the last {span:g} s; check the "
             "selector against the job and instance labels on Prometheus' targets page, or "
             "widen the window."
         )

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import re
 import string
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -40,7 +39,7 @@ _START_RE = re.compile(rb"^process_start_time_seconds(?:\{[^}]*\})? (\S+)", re.M
 _NETLOC_LITERAL_RE = re.compile(r":?\d*")
 FLEET_COLUMNS = ["instance", "run"]
 
-# (instance, round, what happened: "ok N goroutines" or the failure line)
+# (instance, round, what happened: "ok: N goroutines" or "failed: why"), on the caller's thread
 Progress = Callable[[str, int, str], None]
 
 
@@ -107,8 +106,9 @@ def snapshot_fleet(
     chunks: list[pd.DataFrame] = []
     failed: dict[str, tuple[str, list[int]]] = {}  # instance -> (first reason, rounds)
     notes: list[str] = []
-    lock = threading.Lock()  # the parser threads report while the main thread merges
-    with ThreadPoolExecutor(max_workers=min(pool, len(plan))) as ex:
+    ex = ThreadPoolExecutor(max_workers=min(pool, len(plan)))
+    k = 0
+    try:
         for k in range(1, rounds + 1):
             t_round = time.monotonic()
             futures = {ex.submit(_take, inst, k, hdrs, timeout, stacks): inst for inst in plan}
@@ -116,9 +116,11 @@ def snapshot_fleet(
                 inst = futures[fut]
                 try:
                     chunk, start_time = fut.result()
-                except _Failed as e:
-                    failed.setdefault(inst.name, (str(e), []))[1].append(k)
-                    _report(progress, lock, inst.name, k, f"failed: {e}")
+                except Exception as e:  # one instance's trouble, whatever it is, is its line
+                    why = str(e) if isinstance(e, _Failed) else f"unreadable ({e!r})"
+                    failed.setdefault(inst.name, (why, []))[1].append(k)
+                    if progress is not None:
+                        progress(inst.name, k, f"failed: {why}")
                     continue
                 note = _restarted(inst, chunk, start_time, k)
                 if note:
@@ -126,9 +128,14 @@ def snapshot_fleet(
                 chunk["instance"] = pd.array([inst.name] * len(chunk), dtype="string")
                 chunk["run"] = inst.run
                 chunks.append(chunk)
-                _report(progress, lock, inst.name, k, f"ok: {len(chunk):,} goroutines")
+                if progress is not None:
+                    progress(inst.name, k, f"ok: {len(chunk):,} goroutines")
             if k < rounds:
                 time.sleep(max(0.0, every - (time.monotonic() - t_round)))
+    except KeyboardInterrupt:
+        notes.append(f"interrupted in round {k}; the dumps gathered until then are kept.")
+    finally:
+        ex.shutdown(wait=False, cancel_futures=True)  # a dump in flight ends by its timeout
     # String columns are Arrow-backed: concat chains their buffers instead of copying.
     frame = pd.concat(chunks, ignore_index=True) if chunks else _empty()
     chunks.clear()
@@ -148,12 +155,6 @@ def _empty() -> pd.DataFrame:
     g["instance"] = pd.array([], dtype="string")
     g["run"] = pd.array([], dtype="int64")
     return g
-
-
-def _report(progress: Progress | None, lock: threading.Lock, name: str, k: int, what: str) -> None:
-    if progress is not None:
-        with lock:
-            progress(name, k, what)
 
 
 def _records(rows: pd.DataFrame | Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -265,12 +266,12 @@ def _open_dump(inst: _Instance, headers: Mapping[str, str], timeout: float) -> A
         except web.HTTPStatus as e:
             if e.code == 404 and profile == "goroutineleak":
                 continue  # no leak profile in this Go: the plain dump
-            if web.is_html(e.content_type, e.body) and e.code in (401, 403):
-                what = "an HTML login page"
-            else:
-                what = "HTML" if web.is_html(e.content_type, e.body) else "that"
-            hint = "pass headers" if e.code in (401, 403) else "is it net/http/pprof?"
-            raise _Failed(f"{inst.pprof}/{profile} answered {e} ({what}); {hint}") from None
+            auth = e.code in (401, 403)
+            what = ""
+            if web.is_html(e.content_type, e.body):
+                what = " (an HTML login page)" if auth else " (an HTML page)"
+            hint = "pass headers" if auth else "is it net/http/pprof?"
+            raise _Failed(f"{inst.pprof}/{profile} answered {e}{what}; {hint}") from None
     raise AssertionError("unreachable")  # the loop returns or raises
 
 

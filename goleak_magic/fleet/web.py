@@ -44,6 +44,11 @@ def resolve_headers(headers: Headers) -> dict[str, str]:
 def http_url(url: str, what: str) -> str:
     """``url`` with a scheme, or one sentence on why it is not an http(s) URL."""
     parts = urllib.parse.urlsplit(url if "://" in url else "http://" + url)
+    if parts.username or parts.password:  # said without the URL: it holds them
+        raise GoleakError(
+            f"{what} carries credentials; pass them as a header (e.g. 'Authorization: "
+            f"Basic ...') or in ${HEADERS_ENV}, which are never shown or stored."
+        )
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise GoleakError(f"{what} {url!r} is not an http(s) URL; give e.g. http://127.0.0.1:9090.")
     return urllib.parse.urlunsplit(parts)
