@@ -44,6 +44,8 @@ def resolve(spec: str, *, test: bool = False) -> tuple[str, Path, list[str]]:
             raise GoleakError(
                 f"there is no shipped example '{name}'; pick one of: {', '.join(example_names())}."
             )
+        if (examples_dir() / name / "go.mod").is_file():  # an example with its own deps
+            return "example", examples_dir() / name, ["."]
         return "example", examples_dir(), ["./" + name]
     path = Path(spec).expanduser()
     if not path.exists():

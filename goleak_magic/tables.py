@@ -36,6 +36,8 @@ goroutines  one row per goroutine per snapshot (the goleak_magic agent's own lef
             statement), parent_goid, start_func, labels (pprof labels dict, when the dump
             shows them), leaked (the GC proved it can never wake up: Go 1.26+),
             stack (tuple of "func file:line", with --stacks)
+            a fleet snapshot (goleak_magic.fleet) adds instance (Prometheus' instance
+            label) and run (1, then 2, ... after each restart seen between rounds)
 suspects    one row per creation site
             site, alive, growth_per_min, first_seen, persisted, leaked_proven,
             blocked_at, example_stack, score, suspect (the rule in

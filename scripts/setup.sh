@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One set-up path for README, CI and Binder.
 #   scripts/setup.sh          Python package + Go check + pinned Delve
-#   scripts/setup.sh --test   also what the test suite needs: Go 1.27 toolchain, Chromium
+#   scripts/setup.sh --test   also what the test suite needs: Go 1.27 toolchain, Chromium,
+#                             Prometheus (Debian's package; its service is left stopped)
 # Delve goes into .tools/bin of this checkout; goleak_magic finds it there.
 # The package goes into the active virtual environment or conda env, else into a
 # project-local .venv; .tools/python then runs the chosen Python (the Makefile uses it).
@@ -19,12 +20,12 @@ want_test=0
 
 die() { echo "setup: $*" >&2; exit 1; }
 say() { echo "setup: $*" >&2; }
-# apt_install PACKAGE WHY ADVICE: with --test as root on Debian/Ubuntu install PACKAGE,
-# else stop with ADVICE (the one sentence saying what to install).
+# apt_install PACKAGE WHY ADVICE [APT-GET OPTIONS]: with --test as root on Debian/Ubuntu
+# install PACKAGE, else stop with ADVICE (the one sentence saying what to install).
 apt_install() {
   if [ "$want_test" = 1 ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     say "installing Debian's $1 ($2)"
-    { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$1" >/dev/null; } \
+    { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${@:4}" "$1" >/dev/null; } \
       || die "apt-get install $1 failed."
   else
     die "$3"
@@ -79,5 +80,13 @@ if [ "$want_test" = 1 ]; then
   done
   [ -x /usr/bin/chromium ] || apt_install chromium "for the browser tests" \
     "/usr/bin/chromium is missing; install Debian's 'chromium' package (the browser tests need it)."
+  if ! command -v prometheus >/dev/null; then
+    apt_install prometheus "for the fleet tests: they run their own on 127.0.0.1" \
+      "'prometheus' is missing; install Debian's 'prometheus' package (the fleet tests run it)." \
+      --no-install-recommends
+    # The package's own service listens on every interface; the tests never use it.
+    if [ -d /run/systemd/system ]; then systemctl disable --now prometheus >/dev/null 2>&1 || true
+    else service prometheus stop >/dev/null 2>&1 || true; fi
+  fi
 fi
 say "done: dlv at $tools/dlv"
