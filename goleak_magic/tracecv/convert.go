@@ -165,7 +165,9 @@ func Convert(r io.Reader, w io.Writer, opts Options) (err error) {
 	readErr := c.read()
 	if readErr != nil {
 		c.sum.Error = readErr.Error()
-		c.sum.Unsupported = strings.Contains(c.sum.Error, "unsupported version")
+		// x/exp/trace's words for a version it does not read ("unknown or unsupported
+		// version go 1.N", "... trace version ...")
+		c.sum.Unsupported = strings.Contains(c.sum.Error, "unsupported") && strings.Contains(c.sum.Error, "version")
 	}
 	return c.finish()
 }
