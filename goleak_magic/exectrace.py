@@ -229,6 +229,7 @@ def convert(
     progress: Progress | None = None,
     seq0: int = 0,
     tracecv: str = "",
+    save: Path | None = None,
 ) -> TraceTables:
     """Convert a trace (a file path, or a binary stream read to its end) into tables.
 
@@ -236,7 +237,8 @@ def convert(
     (Go < 1.25); default the capture's start (a file: its modification time).
     ``progress`` gets ``{events, bytes, creations, transitions}`` as the helper goes.
     A trace that breaks part way keeps what came before (``broken`` says where); one
-    that yields nothing raises GoleakError with one sentence.
+    that yields nothing raises GoleakError with one sentence. ``save``: a stream's raw
+    bytes are also written there (a file, for ``go tool trace``).
     """
     if anchor_ns is None:
         is_path = isinstance(source, Path)
@@ -255,7 +257,7 @@ def convert(
     feed_error: list[BaseException] = []
     if not isinstance(source, Path):
         feeder = threading.Thread(
-            target=_feed, args=(source, proc.stdin, feed_error), name="goleak-tracecv-feed",
+            target=_feed, args=(source, proc.stdin, feed_error, save), name="goleak-tracecv-feed",
             daemon=True,
         )  # fmt: skip
         feeder.start()
@@ -275,10 +277,15 @@ def convert(
     return _tables(reader, sumry, what, seq0, feed_error)
 
 
-def _feed(src: IO[bytes], dst: IO[bytes] | None, errors: list[BaseException]) -> None:
+def _feed(
+    src: IO[bytes], dst: IO[bytes] | None, errors: list[BaseException], save: Path | None
+) -> None:
     assert dst is not None
+    copy = open(save, "wb") if save is not None else None
     try:
         while chunk := src.read(CHUNK):
+            if copy is not None:
+                copy.write(chunk)
             dst.write(chunk)
     except BrokenPipeError:
         pass  # the helper gave up on the trace: its end frame says why
@@ -287,6 +294,8 @@ def _feed(src: IO[bytes], dst: IO[bytes] | None, errors: list[BaseException]) ->
     finally:
         with contextlib.suppress(OSError):
             dst.close()
+        if copy is not None:
+            copy.close()
 
 
 def _tables(
@@ -349,8 +358,11 @@ class Capture:
         what: str,
         progress: Progress | None = None,
         tracecv: str = "",
+        save: Path | None = None,
+        open_now: bool = True,
     ) -> None:
         self.what = what
+        self.save = save
         self.progress = progress
         self.started_ns = time.time_ns()
         self.ended_ns: int | None = None
@@ -362,23 +374,29 @@ class Capture:
         self._done = threading.Event()
         self._result: TraceTables | None = None
         self._error: BaseException | None = None
-        # The source opens here so a refusal (no agent, a trace already running) raises now.
-        self._stream, stop = opener()
-        self._stop = stop
+        # The agent's source opens here so that a refusal (no agent, a trace already
+        # running) raises now and, once this returns, the target is traced; a URL, which
+        # answers only when its seconds are over, opens on the thread.
+        self._stream: IO[bytes] | None = None
+        if open_now:
+            self._stream, self._stop = opener()
         self._thread = threading.Thread(target=self._run, name="goleak-gotrace", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         try:
+            if self._stream is None:
+                self._stream, self._stop = self._opener()
             self._result = convert(
                 self._stream, what=self.what, anchor_ns=self.started_ns,
-                progress=self.progress, tracecv=self._tracecv,
+                progress=self.progress, tracecv=self._tracecv, save=self.save,
             )  # fmt: skip
         except BaseException as e:  # handed to whoever asks for the result
             self._error = e
         finally:
-            with contextlib.suppress(OSError):
-                self._stream.close()
+            if self._stream is not None:
+                with contextlib.suppress(OSError):
+                    self._stream.close()
             self.ended_ns = time.time_ns()
             self._done.set()
 
@@ -427,9 +445,11 @@ def stream(
     seconds: float | None = None,
     progress: Progress | None = None,
     tracecv: str = "",
+    save: Path | None = None,
 ) -> Capture:
     """Stream the target's execution trace through its agent for ``seconds`` (None: until
-    ``stop()``), converting as it comes."""
+    ``stop()``), converting as it comes (``save``: also keep the raw trace there). Once
+    this returns, the target is being traced."""
     find_tracecv(tracecv)  # a missing converter says so before the target is traced
 
     def opener() -> tuple[IO[bytes], Callable[[], None]]:
@@ -448,7 +468,7 @@ def stream(
 
         return resp, stop
 
-    return Capture(opener, "the streamed trace", progress, tracecv)
+    return Capture(opener, "the streamed trace", progress, tracecv, save)
 
 
 def flight_start(
@@ -512,7 +532,12 @@ def metrics(sock_path: str | Path) -> dict[str, Any]:
 
 
 def from_url(
-    url: str, *, seconds: float = 5.0, progress: Progress | None = None, tracecv: str = ""
+    url: str,
+    *,
+    seconds: float = 5.0,
+    progress: Progress | None = None,
+    tracecv: str = "",
+    save: Path | None = None,
 ) -> Capture:
     """A live service's own ``/debug/pprof/trace`` for ``seconds`` (``url`` is that
     endpoint, or the ``/debug/pprof/`` index), converting as it comes."""
@@ -536,7 +561,7 @@ def from_url(
             ) from e
         return resp, lambda: None  # the service ends it after its seconds
 
-    return Capture(opener, url, progress, tracecv)
+    return Capture(opener, url, progress, tracecv, save, open_now=False)
 
 
 def from_file(
