@@ -103,8 +103,11 @@ class _Stacks:
             site[i] = f"{fn} {fl}:{ln}" if fn else None
             mine[i] = any(f"/{agent.FILE_STEM}" in fr for fr in st)
         rt = np.array([fn is None or is_runtime(fn) for fn in func], dtype=bool)
-        return {"stack": stack, "func": func, "file": file, "line": line, "site": site,
-                "runtime": rt, "agent": mine, "none": n}  # fmt: skip
+        # string columns are built once per stack and taken per row (no per-row work)
+        return {"stack": stack, "func": pd.array(func, dtype="string"),
+                "file": pd.array(file, dtype="string"), "line": line, "site_obj": site,
+                "site": pd.array(site, dtype="string"), "runtime": rt, "agent": mine,
+                "none": n}  # fmt: skip
 
 
 def _index(ids: np.ndarray, none: int) -> np.ndarray:
@@ -128,14 +131,14 @@ def _creations(cols: dict[str, np.ndarray], st: dict[str, Any], seq0: int) -> pd
             "seq": np.arange(seq0, seq0 + n, dtype=np.int64),
             "goid": pd.array(np.where(cols["goid"] >= 0, cols["goid"], 0), dtype="Int64"),
             "new_goid": pd.array(cols["new_goid"], dtype="Int64"),
-            "site": pd.array(st["site"][idx], dtype="string"),
-            "site_func": pd.array(st["func"][idx], dtype="string"),
-            "site_file": pd.array(st["file"][idx], dtype="string"),
+            "site": st["site"].take(idx),
+            "site_func": st["func"].take(idx),
+            "site_file": st["file"].take(idx),
             "site_line": pd.arrays.IntegerArray(line, line < 0),
             "stack": st["stack"][idx],
             "stack_id": cols["stack_id"],
             "runtime": st["runtime"][idx],
-            "source": pd.array(np.full(n, "trace", dtype=object), dtype="string"),
+            "source": pd.array(["trace"], dtype="string").take(np.zeros(n, dtype=np.intp)),
         }
     )
     df.loc[cols["goid"] < 0, "goid"] = pd.NA  # created outside any goroutine
@@ -155,8 +158,7 @@ def _transitions(
     site_idx = site_idx[keep]
     reasons = [strings[i] for i in sorted(strings)]
     # codes: a reason id is its position (ids are dense); -1 (no reason) is NA
-    sites = st["site"]
-    site_codes, site_names = pd.factorize(sites[site_idx], use_na_sentinel=True)
+    site_codes, site_names = pd.factorize(st["site_obj"][site_idx], use_na_sentinel=True)
     df = pd.DataFrame(
         {
             "time": _times(cols["time"]),
@@ -319,10 +321,7 @@ def _tables(
     flips = pd.DataFrame(sumry.get("flips") or [], columns=["site_id", "from", "to", "count"])
     flips = pd.DataFrame(
         {
-            "site": pd.array(
-                st["site"][_index(flips["site_id"].to_numpy(np.int64), st["none"])],
-                dtype="string",
-            ),
+            "site": st["site"].take(_index(flips["site_id"].to_numpy(np.int64), st["none"])),
             "from_state": [STATES[i] for i in flips["from"]],
             "to_state": [STATES[i] for i in flips["to"]],
             "count": flips["count"].astype("int64"),

@@ -115,8 +115,12 @@ type converter struct {
 	strs     map[string]int64
 	pending  tablesPayload
 
-	sites map[trace.GoID]int64 // live goroutine -> stack id of its creation
+	sites goSites // live goroutine -> stack id of its creation
 	flips map[flipKey]int64
+
+	// the last stack interned: a go statement in a loop repeats it
+	lastStack   trace.Stack
+	lastStackID int64
 
 	creations, transitions *columns
 
@@ -147,7 +151,8 @@ func Convert(r io.Reader, w io.Writer, opts Options) (err error) {
 		byHandle:    map[trace.Stack]int64{},
 		byKey:       map[string]int64{},
 		strs:        map[string]int64{},
-		sites:       map[trace.GoID]int64{},
+		sites:       goSites{big: map[trace.GoID]int64{}},
+		lastStackID: -1,
 		flips:       map[flipKey]int64{},
 		creations:   newColumns(frameCreations, len(creationColumns)),
 		transitions: newColumns(frameTransitions, len(transitionColumns)),
@@ -214,6 +219,7 @@ func (c *converter) read() (err error) {
 func (c *converter) sync(ev trace.Event) {
 	c.sum.Generations++
 	clear(c.byHandle)
+	c.lastStack, c.lastStackID = trace.NoStack, -1
 	s := ev.Sync()
 	if s.ClockSnapshot != nil {
 		c.haveClock = true
@@ -243,7 +249,7 @@ func (c *converter) goTransition(ev trace.Event, st trace.StateTransition) error
 	switch {
 	case from == trace.GoNotExist && to == trace.GoRunnable:
 		sid := c.stack(ev.Stack())
-		c.sites[id] = sid
+		c.sites.set(id, sid)
 		c.creations.add(t, int64(ev.Goroutine()), int64(id), sid)
 		c.sum.Creations++
 		if c.creations.rows() >= chunkRows {
@@ -251,17 +257,10 @@ func (c *converter) goTransition(ev trace.Event, st trace.StateTransition) error
 		}
 		return nil
 	case from == trace.GoUndetermined || (to != trace.GoWaiting && to != trace.GoNotExist && from != trace.GoWaiting):
-		site, ok := c.sites[id]
-		if !ok {
-			site = -1
-		}
-		c.flips[flipKey{site, from, to}]++
+		c.flips[flipKey{c.sites.get(id), from, to}]++
 		return nil
 	}
-	site, ok := c.sites[id]
-	if !ok {
-		site = -1
-	}
+	site := c.sites.get(id)
 	var stack int64 = -1
 	switch {
 	case to == trace.GoWaiting:
@@ -273,7 +272,7 @@ func (c *converter) goTransition(ev trace.Event, st trace.StateTransition) error
 		stack = c.stack(ev.Stack()) // who woke it
 	}
 	if to == trace.GoNotExist {
-		delete(c.sites, id)
+		c.sites.set(id, -1)
 	}
 	c.transitions.add(t, int64(id), int64(from), int64(to), c.str(st.Reason), stack, site)
 	c.sum.Transitions++
@@ -288,6 +287,15 @@ func (c *converter) stack(s trace.Stack) int64 {
 	if s == trace.NoStack {
 		return -1
 	}
+	if s == c.lastStack {
+		return c.lastStackID
+	}
+	id := c.intern(s)
+	c.lastStack, c.lastStackID = s, id
+	return id
+}
+
+func (c *converter) intern(s trace.Stack) int64 {
 	if id, ok := c.byHandle[s]; ok {
 		return id
 	}
@@ -424,4 +432,41 @@ func (c *converter) finish() error {
 		return err
 	}
 	return c.out.Flush()
+}
+
+// goSites maps goroutine ids to their creation's stack id (-1: unknown). Go hands out
+// ids densely, so a slice indexed by id is the fast path; a map takes the rare huge id.
+type goSites struct {
+	dense []int32 // stack id + 1; 0: unknown
+	big   map[trace.GoID]int64
+}
+
+const denseGoIDs = 1 << 24
+
+func (g *goSites) get(id trace.GoID) int64 {
+	if id >= 0 && id < denseGoIDs {
+		if int(id) < len(g.dense) {
+			return int64(g.dense[id]) - 1
+		}
+		return -1
+	}
+	if v, ok := g.big[id]; ok {
+		return v
+	}
+	return -1
+}
+
+func (g *goSites) set(id trace.GoID, stack int64) {
+	if id < 0 || id >= denseGoIDs || stack >= 1<<31-1 {
+		if stack < 0 {
+			delete(g.big, id)
+		} else {
+			g.big[id] = stack
+		}
+		return
+	}
+	for int(id) >= len(g.dense) {
+		g.dense = append(g.dense, make([]int32, len(g.dense)+1024)...)
+	}
+	g.dense[id] = int32(stack + 1)
 }
