@@ -29,6 +29,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,7 @@ METRICS = {
     "/sched/gomaxprocs:threads": "gomaxprocs",
 }
 CHUNK = 1 << 16
+MAX_ROWS = 1_000_000  # per table; past it the oldest rows go (counted in the summary)
 
 Progress = Callable[[dict[str, int]], None]
 
@@ -129,7 +131,7 @@ def _creations(cols: dict[str, np.ndarray], st: dict[str, Any], seq0: int) -> pd
         {
             "time": _times(cols["time"]),
             "seq": np.arange(seq0, seq0 + n, dtype=np.int64),
-            "goid": pd.array(np.where(cols["goid"] >= 0, cols["goid"], 0), dtype="Int64"),
+            "goid": pd.arrays.IntegerArray(cols["goid"], cols["goid"] < 0),  # -1: no goroutine
             "new_goid": pd.array(cols["new_goid"], dtype="Int64"),
             "site": st["site"].take(idx),
             "site_func": st["func"].take(idx),
@@ -141,7 +143,6 @@ def _creations(cols: dict[str, np.ndarray], st: dict[str, Any], seq0: int) -> pd
             "source": pd.array(["trace"], dtype="string").take(np.zeros(n, dtype=np.intp)),
         }
     )
-    df.loc[cols["goid"] < 0, "goid"] = pd.NA  # created outside any goroutine
     return tables.conform("creations", df)
 
 
@@ -176,12 +177,14 @@ def _transitions(
 class _Reader:
     """Reads tracecv's frame stream and gathers the columns."""
 
-    def __init__(self, stream: IO[bytes], progress: Progress | None) -> None:
+    def __init__(self, stream: IO[bytes], progress: Progress | None, max_rows: int) -> None:
         self.stream = stream
         self.progress = progress
+        self.max_rows = max_rows
         self.columns: dict[str, list[str]] = {}
-        self.chunks: dict[str, list[np.ndarray]] = {"C": [], "T": []}
+        self.chunks: dict[str, deque[np.ndarray]] = {"C": deque(), "T": deque()}
         self.rows = {"C": 0, "T": 0}
+        self.dropped = {"C": 0, "T": 0}
         self.stacks = _Stacks()
         self.strings: dict[int, str] = {}
         self.summary: dict[str, Any] | None = None
@@ -194,11 +197,12 @@ class _Reader:
                 return
             kind, size = chr(head[0]), struct.unpack("<I", head[1:])[0]
             payload = read(size)
+            if len(payload) < size:
+                return  # the helper died mid-frame: no end frame, convert() says so
             if kind in "CT":
                 n = struct.unpack("<I", payload[:4])[0]
                 block = np.frombuffer(payload, dtype="<i8", offset=4).reshape(-1, n)
-                self.chunks[kind].append(block)
-                self.rows[kind] += n
+                self._add(kind, block)
                 continue
             data = json.loads(payload)
             if kind == "H":
@@ -216,6 +220,15 @@ class _Reader:
             elif kind == "E":
                 self.summary = data
 
+    def _add(self, kind: str, block: np.ndarray) -> None:
+        chunks = self.chunks[kind]
+        chunks.append(block)
+        self.rows[kind] += block.shape[1]
+        while self.rows[kind] > self.max_rows and len(chunks) > 1:
+            n = chunks.popleft().shape[1]
+            self.rows[kind] -= n
+            self.dropped[kind] += n
+
     def cols(self, kind: str) -> dict[str, np.ndarray]:
         names = self.columns[kind]
         blocks = self.chunks[kind]
@@ -232,6 +245,7 @@ def convert(
     seq0: int = 0,
     tracecv: str = "",
     save: Path | None = None,
+    max_rows: int = MAX_ROWS,
 ) -> TraceTables:
     """Convert a trace (a file path, or a binary stream read to its end) into tables.
 
@@ -240,7 +254,9 @@ def convert(
     ``progress`` gets ``{events, bytes, creations, transitions}`` as the helper goes.
     A trace that breaks part way keeps what came before (``broken`` says where); one
     that yields nothing raises GoleakError with one sentence. ``save``: a stream's raw
-    bytes are also written there (a file, for ``go tool trace``).
+    bytes are also written there (a file, for ``go tool trace``). Each table keeps its
+    newest ``max_rows`` rows (in chunks), so a long stream stays bounded; the summary's
+    ``dropped_creations`` / ``dropped_transitions`` count the rest.
     """
     if anchor_ns is None:
         is_path = isinstance(source, Path)
@@ -263,7 +279,7 @@ def convert(
             daemon=True,
         )  # fmt: skip
         feeder.start()
-    reader = _Reader(proc.stdout, progress)  # type: ignore[arg-type]
+    reader = _Reader(proc.stdout, progress, max_rows)  # type: ignore[arg-type]
     try:
         reader.run()
     finally:
@@ -316,7 +332,8 @@ def _tables(
             "go test -trace or /debug/pprof/trace."
         )
     st = reader.stacks.arrays()
-    creations = _creations(reader.cols("C"), st, seq0)
+    sumry["dropped_creations"], sumry["dropped_transitions"] = reader.dropped.values()
+    creations = _creations(reader.cols("C"), st, seq0 + reader.dropped["C"])
     transitions = _transitions(reader.cols("T"), st, reader.strings)
     flips = pd.DataFrame(sumry.get("flips") or [], columns=["site_id", "from", "to", "count"])
     flips = pd.DataFrame(
@@ -359,9 +376,11 @@ class Capture:
         tracecv: str = "",
         save: Path | None = None,
         open_now: bool = True,
+        max_rows: int = MAX_ROWS,
     ) -> None:
         self.what = what
         self.save = save
+        self.max_rows = max_rows
         self.progress = progress
         self.started_ns = time.time_ns()
         self.ended_ns: int | None = None
@@ -389,6 +408,7 @@ class Capture:
             self._result = convert(
                 self._stream, what=self.what, anchor_ns=self.started_ns,
                 progress=self.progress, tracecv=self._tracecv, save=self.save,
+                max_rows=self.max_rows,
             )  # fmt: skip
         except BaseException as e:  # handed to whoever asks for the result
             self._error = e
@@ -422,9 +442,12 @@ class Capture:
         return self._result
 
 
-def _agent_request(sock_path: str | Path, url_path: str, timeout: float) -> Any:
+def _agent_request(
+    sock_path: str | Path, url_path: str, timeout: float, streaming: bool = False
+) -> Any:
     try:
-        return agent.AgentClient(sock_path).open(url_path, timeout)
+        client = agent.AgentClient(sock_path)
+        return client.stream(url_path, timeout) if streaming else client.open(url_path, timeout)
     except OSError as e:
         raise GoleakError(
             f"the goleak_magic agent at {sock_path} did not answer ({e}); the target must be "
@@ -445,6 +468,7 @@ def stream(
     progress: Progress | None = None,
     tracecv: str = "",
     save: Path | None = None,
+    max_rows: int = MAX_ROWS,
 ) -> Capture:
     """Stream the target's execution trace through its agent for ``seconds`` (None: until
     ``stop()``), converting as it comes (``save``: also keep the raw trace there). Once
@@ -454,10 +478,9 @@ def stream(
     def opener() -> tuple[IO[bytes], Callable[[], None]]:
         query = f"?seconds={seconds}" if seconds else ""
         # no read timeout: a quiet program may write nothing for a while
-        resp = _agent_request(sock_path, "/goleak/trace" + query, 10.0)
+        resp, sock = _agent_request(sock_path, "/goleak/trace" + query, 10.0, streaming=True)
         if resp.status != 200:
             raise _refused(resp, "streaming the execution trace")
-        sock = resp.fp.raw._sock  # type: ignore[union-attr]
         sock.settimeout(None)
 
         def stop() -> None:
@@ -467,7 +490,7 @@ def stream(
 
         return resp, stop
 
-    return Capture(opener, "the streamed trace", progress, tracecv, save)
+    return Capture(opener, "the streamed trace", progress, tracecv, save, max_rows=max_rows)
 
 
 def flight_start(
@@ -488,7 +511,11 @@ def flight_start(
 
 
 def flight_freeze(
-    sock_path: str | Path, *, progress: Progress | None = None, tracecv: str = ""
+    sock_path: str | Path,
+    *,
+    progress: Progress | None = None,
+    tracecv: str = "",
+    max_rows: int = MAX_ROWS,
 ) -> TraceTables:
     """The flight recorder's window, now, as tables (the recorder keeps running)."""
     exe = find_tracecv(tracecv)
@@ -505,7 +532,7 @@ def flight_freeze(
         )
     with resp:
         return convert(resp, what="the flight recorder's window", anchor_ns=at,
-                       progress=progress, tracecv=exe)  # fmt: skip
+                       progress=progress, tracecv=exe, max_rows=max_rows)  # fmt: skip
 
 
 def flight_stop(sock_path: str | Path) -> None:
@@ -537,6 +564,7 @@ def from_url(
     progress: Progress | None = None,
     tracecv: str = "",
     save: Path | None = None,
+    max_rows: int = MAX_ROWS,
 ) -> Capture:
     """A live service's own ``/debug/pprof/trace`` for ``seconds`` (``url`` is that
     endpoint, or the ``/debug/pprof/`` index), converting as it comes."""
@@ -560,15 +588,19 @@ def from_url(
             ) from e
         return resp, lambda: None  # the service ends it after its seconds
 
-    return Capture(opener, url, progress, tracecv, save, open_now=False)
+    return Capture(opener, url, progress, tracecv, save, open_now=False, max_rows=max_rows)
 
 
 def from_file(
-    path: str | Path, *, progress: Progress | None = None, tracecv: str = ""
+    path: str | Path,
+    *,
+    progress: Progress | None = None,
+    tracecv: str = "",
+    max_rows: int = MAX_ROWS,
 ) -> TraceTables:
     """A trace file (``go test -trace``, ``trace.Start`` output, a saved
     ``/debug/pprof/trace``)."""
     p = Path(path).expanduser()
     if not p.is_file():
         raise GoleakError(f"{path} is not a file; give the path of a Go execution trace.")
-    return convert(p, what=str(path), progress=progress, tracecv=tracecv)
+    return convert(p, what=str(path), progress=progress, tracecv=tracecv, max_rows=max_rows)

@@ -210,3 +210,25 @@ def test_no_agent_and_old_go(run: Callable[..., Running], monkeypatch: pytest.Mo
     tr = exectrace.stream(t.sock, seconds=1.5).result(timeout=60)
     assert tr.summary["clock"] == "anchor" and len(tr.creations) >= 1
     assert set(exectrace.metrics(t.sock)) >= {"time", "goroutines"}
+
+
+def test_tables_stay_bounded_and_count_what_they_let_go(
+    run: Callable[..., Running], tmp_path: Path
+) -> None:
+    n = 140_000  # three of the converter's 65536-row chunks
+    t = run("example:spawn", "-n", str(n), "-delay", "3s")
+    raw = tmp_path / "big.trace"
+    cap = exectrace.stream(t.sock, save=raw)
+    wait_for(lambda: any(ln.startswith("created=") for ln in t.lines()), what="spawn's report")
+    whole = cap.stop().result(timeout=120)
+    seen: list[dict[str, int]] = []
+    part = exectrace.from_file(raw, max_rows=n // 2, progress=seen.append)
+    kept, dropped = len(part.creations), part.summary["dropped_creations"]
+    agents = whole.summary["creations"] - len(whole.creations)  # the agent's, left out
+    assert len(whole.creations) >= n
+    assert kept + dropped <= whole.summary["creations"] <= kept + dropped + agents
+    assert 0 < kept <= n // 2 and dropped > 0
+    # the newest rows are the ones kept, numbered as they came
+    assert part.creations["new_goid"].tolist() == whole.creations["new_goid"].tail(kept).tolist()
+    assert part.creations["seq"].iloc[0] == dropped
+    assert seen and seen[-1]["events"] <= part.summary["events"]  # progress was reported

@@ -96,6 +96,16 @@ class AgentClient:
         conn.request("GET", url_path)
         return conn.getresponse()
 
+    def stream(
+        self, url_path: str, timeout: float
+    ) -> tuple[http.client.HTTPResponse, socket.socket]:
+        """GET ``url_path`` for a reply that streams; also the socket, whose write side the
+        caller shuts to tell the agent to end the stream."""
+        conn = _UnixConnection(self.path, timeout)
+        conn.request("GET", url_path)
+        sock = conn.sock  # the response keeps it open after the connection lets go
+        return conn.getresponse(), sock  # type: ignore[return-value]
+
     def info(self, timeout: float = 5.0) -> dict[str, Any]:
         resp = self.open("/", timeout)
         with resp:
