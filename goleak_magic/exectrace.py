@@ -61,6 +61,10 @@ MAX_ROWS = 1_000_000  # per table; past it the oldest rows go (counted in the su
 Progress = Callable[[dict[str, int]], None]
 
 
+class FlightUnsupported(GoleakError):
+    """The target's Go has no flight recorder (before 1.25): stream the trace instead."""
+
+
 @dataclass
 class TraceTables:
     """One converted trace."""
@@ -503,7 +507,7 @@ def flight_start(
     )
     if resp.status == 501:
         text = resp.read().decode(errors="replace").strip()
-        raise GoleakError(f"{text}; stream the trace instead (%gotrace N --duration S).")
+        raise FlightUnsupported(f"{text}; stream the trace instead (%gotrace N --duration S).")
     if resp.status != 200:
         raise _refused(resp, "starting the flight recorder")
     resp.read()
@@ -522,7 +526,7 @@ def flight_freeze(
     at = time.time_ns()
     resp = _agent_request(sock_path, "/goleak/flight/freeze", 60.0)
     if resp.status == 501:
-        raise GoleakError(
+        raise FlightUnsupported(
             f"{resp.read().decode(errors='replace').strip()}; stream the trace instead."
         )
     if resp.status != 200:

@@ -16,6 +16,7 @@ import pytest
 
 from goleak_magic import build, exectrace, process
 from goleak_magic.errors import GoleakError
+from goleak_magic.exectrace import FlightUnsupported
 from goleak_magic.tools import find_go
 
 from .conftest import wait_for
@@ -169,7 +170,7 @@ def test_pprof_trace_of_a_live_service(run: Callable[..., Running], toolchain: s
 
 
 def test_flight_recorder_frozen_on_a_burst_holds_the_burst_site_first(
-    run: Callable[..., Running],
+    run: Callable[..., Running], toolchain: str
 ) -> None:
     t = run("example:burstyservice", "-rate", "2", "-burst", "300", "-work", "100ms")
     exectrace.flight_start(t.sock, min_age=2.0)
@@ -205,7 +206,7 @@ def test_no_agent_and_old_go(run: Callable[..., Running], monkeypatch: pytest.Mo
         exectrace.stream(Path(tempfile.mkdtemp()) / "none.sock")
     monkeypatch.setenv("GOTOOLCHAIN", "go1.22.12")  # before the flight recorder
     t = run("example:spawn", "-n", "10", "-every", "100ms")
-    with pytest.raises(GoleakError, match=r"needs Go 1\.25 or newer.*stream the trace instead"):
+    with pytest.raises(FlightUnsupported, match=r"needs Go 1\.25 or newer.*stream the trace in"):
         exectrace.flight_start(t.sock)
     tr = exectrace.stream(t.sock, seconds=1.5).result(timeout=60)
     assert tr.summary["clock"] == "anchor" and len(tr.creations) >= 1
