@@ -122,8 +122,18 @@ class Record:
         """Leak suspects ranked from the snapshots (``goleak_magic.analysis``)."""
         n = self.tables["goroutines"].appended  # read first: a snapshot added meanwhile re-ranks
         if self._suspects[0] != n:
-            self._suspects = (n, analysis.suspects(self.goroutines))
+            self._suspects = (n, analysis.suspects(self.goroutines, ends=self.ends))
         return self._suspects[1].copy()
+
+    @property
+    def ends(self) -> dict[int, str]:
+        """Snapshots taken at the program's end, by number: how (``analysis.END_KINDS``)."""
+        return {int(x["id"]): x["end"] for x in self.snapshots if x.get("end")}
+
+    @property
+    def stuck(self) -> pd.DataFrame:
+        """The goroutines of a deadlock or hang in the last snapshot (``analysis.stuck``)."""
+        return analysis.stuck(self.goroutines, self.ends)
 
     def keep_suspects(self, df: pd.DataFrame) -> None:
         """Use ``df`` as the ranking of the snapshots held now (a recording's, as saved)."""

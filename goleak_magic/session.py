@@ -328,7 +328,7 @@ class Session:
     def report(self, name: str, html: str | Path | None = None) -> Any:
         """The verdict on ``name`` (``analysis.Report``); ``html`` also writes it there."""
         target = self.get(name)
-        rep = analysis.Report(name, self.suspects(name), list(target.snapshots))
+        rep = analysis.Report(name, self.suspects(name), list(target.snapshots), target.stuck)
         if html is not None:
             try:
                 rep.save_html(str(Path(html).expanduser()))

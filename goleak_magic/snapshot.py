@@ -11,6 +11,16 @@ delve   Delve halts the target, lists every goroutine (``ListGoroutines``, paged
 sched   per-state and per-wait-reason counts from the last ``--detail`` schedtrace tick;
         no per-goroutine rows
 
+Snapshots that come from the end of a program rather than from a request (``add``):
+
+exit    the goroutine dump a dying program printed on stderr (test timeout, deadlock,
+        panic with GOTRACEBACK=all, SIGQUIT)
+testmain  the final snapshot the injected TestMain hands over once the tests returned
+file    a dump read from a file (a CI log, a crash file: ``Session.load_dump``)
+
+``Snapshot.end`` says how such a snapshot relates to the end (``analysis.END_KINDS``),
+which the suspect rule reads.
+
 Every row source lands in the target's ``goroutines`` table (one snapshot number per
 target); what was taken is listed in ``target.snapshots``.
 """
@@ -65,13 +75,15 @@ class Snapshot:
     notes: list[str] = field(default_factory=list)
     frame: pd.DataFrame = field(default_factory=lambda: tables.empty("goroutines"))
     counts: pd.DataFrame | None = None  # the sched source's per-state counts
+    end: str | None = None  # taken at the program's end: analysis.END_KINDS
 
     def summary(self) -> str:
         leaked = "" if self.leaked is None else f", {self.leaked:,} proven leaked"
         paused = "" if self.paused_s is None else f", target paused {self.paused_s:.2f} s"
         bad = f", {self.malformed:,} unreadable blocks skipped" if self.malformed else ""
+        end = f" ({self.end})" if self.end else ""
         return (
-            f"snapshot {self.id} of {self.target} via {self.source}: "
+            f"snapshot {self.id} of {self.target} via {self.source}{end}: "
             f"{self.goroutines:,} goroutines{leaked}{bad} in {self.took_s:.2f} s{paused}"
         )
 
@@ -87,6 +99,7 @@ class Snapshot:
             "paused_s": None if self.paused_s is None else round(self.paused_s, 4),
             "malformed": self.malformed,
             "notes": list(self.notes),
+            "end": self.end,
         }
 
     def __repr__(self) -> str:
@@ -102,6 +115,7 @@ class _Taken:
     malformed: int = 0
     counts: pd.DataFrame | None = None
     notes: list[str] = field(default_factory=list)
+    end: str | None = None
 
 
 def take(
@@ -130,34 +144,58 @@ def take(
         started = time.monotonic()
         when = pd.Timestamp.now(tz="UTC")
         taken = _take(target, source, url, stacks, progress, delve)
-        took = time.monotonic() - started
-        snaps = target.snapshots
-        snap_id = (snaps[-1]["id"] if snaps else 0) + 1
-        if taken.cols is not None:
-            df = gparse.to_frame(taken.cols, snapshot=snap_id, time=when, source=taken.source)
-            target.tables["goroutines"].add(df)  # type: ignore[union-attr]
-        else:
-            df = tables.empty("goroutines")
-        notes = list(taken.notes)
-        if not taken.leak and taken.cols is not None and not target.said_no_leak:
+        return _record(target, taken, when, time.monotonic() - started)
+
+
+def add(
+    target: Record,
+    cols: Any,
+    *,
+    source: str,
+    when: pd.Timestamp,
+    end: str | None = None,
+    leak: bool = False,
+    malformed: int = 0,
+    notes: list[str] | None = None,
+    took_s: float = 0.0,
+) -> Snapshot:
+    """Record parser columns that did not come from ``take`` (a dying program's dump, the
+    TestMain's final one, a file) as the next snapshot of ``target``."""
+    taken = _Taken(cols, source, leak, None, malformed, notes=list(notes or []), end=end)
+    with target.snapshot_lock:
+        return _record(target, taken, when, took_s)
+
+
+def _record(target: Record, taken: _Taken, when: pd.Timestamp, took: float) -> Snapshot:
+    snaps = target.snapshots
+    snap_id = (snaps[-1]["id"] if snaps else 0) + 1
+    if taken.cols is not None:
+        df = gparse.to_frame(taken.cols, snapshot=snap_id, time=when, source=taken.source)
+        target.tables["goroutines"].add(df)  # type: ignore[union-attr]
+    else:
+        df = tables.empty("goroutines")
+    notes = list(taken.notes)
+    if not taken.leak and taken.source in SOURCES and taken.cols is not None:
+        if not target.said_no_leak:
             target.said_no_leak = True  # say it once per target
             notes.append(NO_LEAK_PROFILE)
-        snap = Snapshot(
-            target=target.name,
-            id=snap_id,
-            time=when,
-            source=taken.source,
-            goroutines=len(df) if taken.cols is not None else _counted(taken.counts),
-            leaked=int(df["leaked"].sum()) if taken.leak else None,
-            took_s=took,
-            paused_s=taken.paused_s,
-            malformed=taken.malformed,
-            notes=notes,
-            frame=df.copy(deep=False),  # the caller may add columns; the table keeps its own
-            counts=taken.counts,
-        )
-        snaps.append(snap.record())
-        return snap
+    snap = Snapshot(
+        target=target.name,
+        id=snap_id,
+        time=when,
+        source=taken.source,
+        goroutines=len(df) if taken.cols is not None else _counted(taken.counts),
+        leaked=int(df["leaked"].sum()) if taken.leak else None,
+        took_s=took,
+        paused_s=taken.paused_s,
+        malformed=taken.malformed,
+        notes=notes,
+        frame=df.copy(deep=False),  # the caller may add columns; the table keeps its own
+        counts=taken.counts,
+        end=taken.end,
+    )
+    snaps.append(snap.record())
+    return snap
 
 
 def _counted(counts: pd.DataFrame | None) -> int:
