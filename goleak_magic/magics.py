@@ -169,6 +169,11 @@ class GoleakMagics(Magics):
     @argument("--attach", type=int, metavar="PID", help="watch a Go process already running")
     @argument("--list", action="store_true", help="list targets")
     @argument("--stop", metavar="N", help="stop target N (SIGTERM, then SIGKILL)")
+    @argument(
+        "--dump",
+        action="store_true",
+        help="with --stop: SIGQUIT first; the goroutine dump it prints is its last snapshot",
+    )
     @argument("--kill", metavar="N", help="SIGKILL target N")
     @argument("--stop-all", action="store_true", help="stop every target")
     @argument("--forget", metavar="N", help="stop target N and drop its recordings")
@@ -182,17 +187,23 @@ class GoleakMagics(Magics):
         %golaunch TARGET [--name N] [--schedtrace MS] [--detail] [--ancestors N]
                   [--env K=V ...] [--test] [--cwd DIR] [--no-agent] [-- ARGS ...]
         %golaunch --attach PID --name N
-        %golaunch --list | --stop N | --kill N | --stop-all | --logs N
+        %golaunch --list | --stop N [--dump] | --kill N | --stop-all | --logs N
 
         Returns the target: its ``sched`` (and ``waits`` with --detail) DataFrames grow
-        while the program runs.
+        while the program runs. A goroutine dump the program prints as it dies (test
+        timeout, deadlock, panic with GOTRACEBACK=all, SIGQUIT; ``--stop N --dump`` sends
+        SIGQUIT) becomes its last snapshot (source ``exit``). With --test, the binary
+        ending is an outcome, not an error: once the tests return, an injected TestMain
+        hands over a final snapshot (source ``testmain``) of what they left behind.
         """
         a, program_args = _parse_with_program_args(self.golaunch, line)
         s = self.session
         if a.list:
             return s.list()
+        if a.dump and not a.stop:
+            raise GoleakError("--dump goes with --stop N: %golaunch --stop N --dump.")
         if a.stop:
-            return s.stop(a.stop)
+            return s.stop(a.stop, dump=a.dump)
         if a.kill:
             return s.kill(a.kill)
         if a.stop_all:

@@ -144,7 +144,7 @@ class Record:
     def alive(self) -> bool:
         return False
 
-    def stop(self, kill: bool = False) -> None:
+    def stop(self, kill: bool = False, dump: bool = False) -> None:
         """A recording has nothing to stop."""
 
     def wait(self, timeout: float | None = None) -> bool:

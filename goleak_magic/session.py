@@ -127,8 +127,9 @@ class Session:
             env = {**(env or {}), agent_mod.ENV: str(sock)}
             target.agent_socket = str(sock)
         target.launch(
-            built, args, schedtrace_ms=ms, detail=detail, ancestors=ancestors, env=env, cwd=cwd
-        )
+            built, args, schedtrace_ms=ms, detail=detail, ancestors=ancestors, env=env, cwd=cwd,
+            dump_spool=self.workdir / f"stderr-{claimed[:48]}.dump",
+        )  # fmt: skip
         return target
 
     def attach(self, pid: int, *, name: str | None = None) -> Target:
@@ -154,9 +155,11 @@ class Session:
         return target
 
     # ---- control --------------------------------------------------------------------
-    def stop(self, name: str) -> Record:
+    def stop(self, name: str, *, dump: bool = False) -> Record:
+        """Stop ``name``; with ``dump`` a program of ours is sent SIGQUIT first, so the
+        goroutine dump it prints becomes its last snapshot."""
         target = self.get(name)
-        target.stop()
+        target.stop(dump=dump)
         return target
 
     def kill(self, name: str) -> Record:

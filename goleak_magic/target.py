@@ -13,16 +13,20 @@ from __future__ import annotations
 
 import os
 import select
+import signal
 import subprocess
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
-from . import process
+from . import process, snapshot
 from .build import Built
+from .dumps.dumpfile import PLAIN
+from .dumps.spool import DumpSpool
 from .errors import GoleakError
 from .record import TABLE_KINDS, Record
 from .schedtrace import Parsed, SchedTraceParser
@@ -37,6 +41,7 @@ COALESCE_S = 0.005
 # runtime line waits for its newline: SchedTraceParser.idle).
 IDLE_FLUSH_S = 0.1
 FIRST_ROW_WAIT_S = 3.0  # launch --detail waits this long at most for the first row
+DUMP_WAIT_S = 10.0  # stop(dump=True): how long a dump of many goroutines may take to print
 
 
 def godebug(base: str, **settings: int | None) -> str:
@@ -67,6 +72,7 @@ class Target(Record):
     _t0_ns: int | None = field(default=None, init=False)  # wall time of schedtrace's 0 ms
     _start_ns: int = field(default=0, init=False)  # when we started it (no earlier t0)
     _closers: list[Callable[[], None]] = field(default_factory=list, init=False)  # run at stop
+    _spool: DumpSpool | None = field(default=None, init=False)  # a dying program's dump
 
     # ---- launch ---------------------------------------------------------------------
     def launch(
@@ -79,8 +85,12 @@ class Target(Record):
         ancestors: int | None = None,
         env: dict[str, str] | None = None,
         cwd: str | None = None,
+        dump_spool: Path | None = None,
     ) -> None:
+        """Start ``built``; with ``dump_spool`` (a file path) a goroutine dump printed on
+        stderr as the program dies becomes its last snapshot (source ``exit``)."""
         self.built = built
+        self._spool = DumpSpool(dump_spool) if dump_spool is not None else None
         self.detail = detail
         self.env = dict(env or {})
         full_env = {**os.environ, **self.env}
@@ -134,8 +144,10 @@ class Target(Record):
             # the table (or a sched snapshot) should find one, unless ticks are rare.
             self._first_row.wait(min(interval_s + 1.0, FIRST_ROW_WAIT_S))
         # A program that fails on its flags or in init exits right after its first tick.
+        # A test binary may well be done by then: its exit is an outcome, kept with its
+        # final snapshot (goleak_magic.testmain) or exit dump.
         self._exited.wait(self.settings.startup_grace)
-        if self._exited.is_set():
+        if self._exited.is_set() and self.kind != "test":
             # Go prints the cause first (flag error, panic message), details after.
             lines = [ln.strip() for ln in self.log_lines(200, stream="stderr") if ln.strip()]
             said = " | ".join(lines[:3]) + (" | …" if len(lines) > 3 else "")
@@ -220,6 +232,8 @@ class Target(Record):
     def _record(self, parser: SchedTraceParser, parsed: Parsed) -> None:
         if parsed.other:
             self._append_log("stderr", parsed.other, time.time())
+            if self._spool is not None:
+                self._spool.feed(parsed.other)
         self.malformed_lines += parsed.malformed
         if self._t0_ns is None:
             # Nms counts from the first schedtrace call, which sysmon makes right after
@@ -253,7 +267,24 @@ class Target(Record):
         self.ended_at = pd.Timestamp.now(tz="UTC")
         if self.state == "running":
             self.state = "exited"
-        self._exited.set()
+        try:
+            self._end_snapshots()
+        finally:
+            self._exited.set()  # waiters find the end snapshots in place
+
+    def _end_snapshots(self) -> None:
+        """The goroutine dump(s) the program printed as it died, as its last snapshots."""
+        assert self.ended_at is not None
+        for d in self._spool.close() if self._spool is not None else []:
+            notes = [f"{d.message}" if d.message else "a goroutine dump on stderr"]
+            if d.running_tests:
+                ran = ", ".join(f"{name} ({took})" for name, took in d.running_tests)
+                notes.append(f"running when it timed out: {ran}")
+            if d.note:
+                notes.append(d.note)
+            snapshot.add(self, d.cols, source="exit", when=self.ended_at,
+                         end=None if d.end == PLAIN else d.end,
+                         malformed=d.parser.malformed, notes=notes)  # fmt: skip
 
     # ---- control --------------------------------------------------------------------
     def add_closer(self, fn: Callable[[], None]) -> None:
@@ -272,12 +303,25 @@ class Target(Record):
     def alive(self) -> bool:
         return not self._exited.is_set()
 
-    def stop(self, kill: bool = False) -> None:
+    def stop(self, kill: bool = False, dump: bool = False) -> None:
         """Stop a launched program (SIGTERM, then SIGKILL); stop watching an attached one.
 
-        With ``kill=True`` the process is SIGKILLed, attached or not.
+        With ``kill=True`` the process is SIGKILLed, attached or not. With ``dump=True``
+        a program of ours gets SIGQUIT first: the Go runtime prints every goroutine and
+        exits, and that dump becomes its last snapshot (source ``exit``, end
+        ``sigquit``); a program that catches SIGQUIT is then stopped as usual.
         """
         self._run_closers()
+        if dump and self._proc is not None and self.alive:
+            if self._spool is None:
+                raise GoleakError(
+                    f"{self.name} was started without a dump spool; stop it without dump "
+                    "(--dump) and take a snapshot first."
+                )
+            self.state = "stopped"
+            process.signal_group(self._proc, signal.SIGQUIT)
+            if self._exited.wait(self.settings.stop_timeout + DUMP_WAIT_S):
+                return
         if self.attached:
             if kill and self.alive and self.pid is not None:
                 try:
