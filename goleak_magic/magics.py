@@ -246,6 +246,13 @@ class GoleakMagics(Magics):
         help="where the goroutines come from (auto: the cheapest that works)",
     )
     @argument("--url", help="the program's net/http/pprof address (for --source pprof)")
+    @argument(
+        "--file",
+        metavar="PATH",
+        help="read the goroutine dump(s) in a text file (CI log, crash file, SIGQUIT "
+        "output) as a new recorded target",
+    )
+    @argument("--name", help="with --file: the new target's name (default: the file's)")
     @argument("--stacks", action="store_true", help="keep every goroutine's full stack")
     @argument("--every", type=float, metavar="S", help="a series: one snapshot every S seconds")
     @argument("--count", type=int, metavar="K", help="a series of K snapshots (in the background)")
@@ -272,13 +279,30 @@ class GoleakMagics(Magics):
         %schedsnap N [--source auto|agent|pprof|delve|sched] [--url URL] [--stacks]
                      [--every S --count K] [-o VAR]
         %schedsnap [N] --diff A B
+        %schedsnap --file DUMP [--name N] [--stacks] [-o VAR]
 
         Returns the snapshot's rows (the ``goroutines`` table); every snapshot also lands
         in ``session().targets[N].goroutines``. A series runs in the background and
         returns its handle (``.snapshots``, ``.wait()``, ``.stop()``).
+
+        --file reads any text holding goroutine dumps: log lines before, after and between
+        them are skipped, several dumps become a series, and a dying program's message
+        (test timeout with the tests it caught, deadlock, panic, SIGQUIT) is kept; every
+        view (%goleak suspects, report, timeline, save) works on the new target.
         """  # fmt: skip
         a = _parse(self.schedsnap, _argv(line))
         s = self.session
+        if a.file:
+            if a.target or a.diff or a.every is not None or a.count is not None:
+                raise GoleakError("--file reads a dump into a new target: give only --name N.")
+            snaps = s.load_dump(a.file, name=a.name, stacks=a.stacks)
+            for one in snaps:
+                print(one.summary())
+                for note in one.notes:
+                    print(f"note: {note}")
+            return self._out(a.var, s.get(snaps[0].target).goroutines)
+        if a.name:
+            raise GoleakError("--name goes with --file; a target's name is given at %golaunch.")
         if a.diff:
             name = a.target or self._only_snapshotted()
             return self._out(a.var, s.diff(name, *a.diff))

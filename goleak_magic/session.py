@@ -29,6 +29,7 @@ from . import analysis, creations, store
 from . import build as build_mod
 from . import snapshot as snap
 from .delve import server as dlv
+from .dumps.dumpfile import read_dumps
 from .errors import GoleakError
 from .record import Record
 from .settings import Settings
@@ -191,6 +192,23 @@ class Session:
         with self._lock:
             self.targets[claimed] = target
         return target
+
+    def load_dump(
+        self, path: str | Path, *, name: str | None = None, stacks: bool = False
+    ) -> list[snap.Snapshot]:
+        """Read the goroutine dump(s) in a text file (a CI log, a crash file, a bug
+        report, SIGQUIT output) as the snapshots of a new recorded target: one per dump,
+        log lines around and between them skipped. Returns them; the target is
+        ``targets[name]`` (default: the file's name)."""
+        where = Path(path).expanduser()
+        dumps = read_dumps(where, stacks=stacks)  # nothing is named until it reads
+        when = pd.Timestamp(where.stat().st_mtime_ns, tz="UTC")
+        claimed = self._claim(name, where.stem)
+        rec = Record(claimed, self.settings, kind="dump", spec=str(where), started_at=when,
+                     ended_at=when)  # fmt: skip
+        with self._lock:
+            self.targets[claimed] = rec
+        return [snap.add_dump(rec, d, source="file", when=when) for d in dumps]
 
     # ---- views --------------------------------------------------------------------
     def timeline(self, name: str, *, live: bool = False, html: str | Path | None = None) -> Any:

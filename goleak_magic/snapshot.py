@@ -43,6 +43,7 @@ from . import goroutines as gparse
 from . import tables
 from .agent import AgentClient
 from .delve import server as dlv_server
+from .dumps.dumpfile import PLAIN, Dump
 from .errors import GoleakError
 from .record import Record
 from .tools import find_dlv
@@ -164,6 +165,20 @@ def add(
     taken = _Taken(cols, source, leak, None, malformed, notes=list(notes or []), end=end)
     with target.snapshot_lock:
         return _record(target, taken, when, took_s)
+
+
+def add_dump(target: Record, d: Dump, *, source: str, when: pd.Timestamp) -> Snapshot:
+    """A dump found in text (``dumps.dumpfile``) as the next snapshot, its end kind and
+    message kept: what the program said as it died, the tests a timeout caught."""
+    notes = [d.message] if d.message else []
+    if d.running_tests:
+        ran = ", ".join(f"{test} ({took})" for test, took in d.running_tests)
+        notes.append(f"running when it timed out: {ran}")
+    if d.note:
+        notes.append(d.note)
+    end = None if d.end == PLAIN else d.end
+    return add(target, d.cols, source=source, when=when, end=end, malformed=d.parser.malformed,
+               notes=notes)  # fmt: skip
 
 
 def _record(target: Record, taken: _Taken, when: pd.Timestamp, took: float) -> Snapshot:

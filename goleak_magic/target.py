@@ -25,7 +25,6 @@ import pandas as pd
 
 from . import process, snapshot
 from .build import Built
-from .dumps.dumpfile import PLAIN
 from .dumps.spool import DumpSpool
 from .errors import GoleakError
 from .record import TABLE_KINDS, Record
@@ -276,15 +275,7 @@ class Target(Record):
         """The goroutine dump(s) the program printed as it died, as its last snapshots."""
         assert self.ended_at is not None
         for d in self._spool.close() if self._spool is not None else []:
-            notes = [f"{d.message}" if d.message else "a goroutine dump on stderr"]
-            if d.running_tests:
-                ran = ", ".join(f"{name} ({took})" for name, took in d.running_tests)
-                notes.append(f"running when it timed out: {ran}")
-            if d.note:
-                notes.append(d.note)
-            snapshot.add(self, d.cols, source="exit", when=self.ended_at,
-                         end=None if d.end == PLAIN else d.end,
-                         malformed=d.parser.malformed, notes=notes)  # fmt: skip
+            snapshot.add_dump(self, d, source="exit", when=self.ended_at)
 
     # ---- control --------------------------------------------------------------------
     def add_closer(self, fn: Callable[[], None]) -> None:
