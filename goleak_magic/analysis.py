@@ -490,7 +490,10 @@ class Report:
                 f"{short_loc(top['site'])}, blocked in {top['blocked_at']}, "
                 f"{top['why']} ({basis})."
             )
+        last = snaps[-1] if snaps else {}
+        said = [f"as it ended: {n}" for n in last.get("notes", [])] if last.get("end") else []
         numbers = [
+            *said,
             *cycle,
             f"site: {top['site']}",
             f"evidence: {top['evidence']}",
