@@ -30,10 +30,13 @@ from typing import Any
 
 import pandas as pd
 
-from . import goroutines as gparse
 from . import tables
 from .agent import AgentClient
 from .delve import server as dlv_server
+from .dumps.delve import from_delve
+from .dumps.leakprofile import parse_leak_profile
+from .dumps.model import to_frame
+from .dumps.text import DumpParser
 from .errors import GoleakError
 from .target import Target
 from .tools import find_dlv
@@ -141,7 +144,7 @@ def take(
         snaps = target.meta.setdefault("snapshots", [])
         snap_id = (snaps[-1]["id"] if snaps else 0) + 1
         if taken.cols is not None:
-            df = gparse.to_frame(taken.cols, snapshot=snap_id, time=when, source=taken.source)
+            df = to_frame(taken.cols, snapshot=snap_id, time=when, source=taken.source)
             target.tables["goroutines"].add(df)  # type: ignore[union-attr]
         else:
             df = tables.empty("goroutines")
@@ -235,7 +238,7 @@ def _from_agent(
             "or was attached); use --source pprof --url URL or --source delve."
         )
     _require_alive(target)
-    parser = gparse.DumpParser(stacks=stacks, progress=progress)
+    parser = DumpParser(stacks=stacks, progress=progress)
     try:
         resp = AgentClient(sock).open("/goleak/dump?leak=1", TIMEOUT_S)
     except (FileNotFoundError, ConnectionRefusedError) as e:
@@ -254,7 +257,7 @@ def _from_agent(
     return _finish(parser, "agent", leak, paused, target)
 
 
-def _stream(resp: http.client.HTTPResponse, parser: gparse.DumpParser, target: Target) -> None:
+def _stream(resp: http.client.HTTPResponse, parser: DumpParser, target: Target) -> None:
     try:
         while chunk := resp.read(READ_CHUNK):
             parser.feed(chunk)
@@ -265,7 +268,7 @@ def _stream(resp: http.client.HTTPResponse, parser: gparse.DumpParser, target: T
 
 
 def _finish(
-    parser: gparse.DumpParser, source: str, leak: bool, paused: float | None, target: Target
+    parser: DumpParser, source: str, leak: bool, paused: float | None, target: Target
 ) -> _Taken:
     cols = parser.finish()
     if parser.count == 0:
@@ -336,7 +339,7 @@ def _from_pprof(
         except urllib.error.HTTPError as e2:
             raise _http_error(base, e2) from e2
     paused = time.monotonic() - t0  # the world is stopped until the dump starts flowing
-    parser = gparse.DumpParser(stacks=stacks, progress=progress)
+    parser = DumpParser(stacks=stacks, progress=progress)
     with resp:
         _stream(resp, parser, target)
     taken = _finish(parser, "pprof", leak, paused, target)
@@ -408,7 +411,7 @@ def _from_delve(
         raise
     if progress is not None:
         progress(len(gs), 0)
-    cols = gparse.from_delve(gs, reasons, frames)
+    cols = from_delve(gs, reasons, frames)
     return _Taken(cols, "delve", leak, paused, notes=notes)
 
 
@@ -425,7 +428,7 @@ def _leak_detection(target: Target, url: str | None) -> tuple[bool, int | None]:
         else:
             return False, None
         with resp:
-            total, _ = gparse.parse_leak_profile(resp.read().decode("utf-8", "replace"))
+            total, _ = parse_leak_profile(resp.read().decode("utf-8", "replace"))
     except (OSError, GoleakError, http.client.HTTPException, urllib.error.URLError):
         return False, None
     return True, total

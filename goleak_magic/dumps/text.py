@@ -1,4 +1,4 @@
-"""Parsers for goroutine dumps into the ``goroutines`` table schema (see ``tables``).
+"""The ``goroutine?debug=2`` text (what a panic prints) into ``goroutines`` columns.
 
 ``DumpParser`` reads ``goroutine?debug=2`` text (what a panic prints; also what
 ``goroutineleak?debug=2`` returns, with ``(leaked)`` on the goroutines the GC proved can
@@ -16,9 +16,6 @@ header texts come out of it), ``pandas.factorize`` interns the blocks as they ar
 only the distinct ones are normalised — call arguments, the creator's goroutine id and
 ancestor ids taken out, in one regex pass over their joined text — and parsed. Per
 goroutine that leaves a few integer codes and no Python-level work.
-
-``parse_leak_profile`` reads the ``goroutineleak?debug=1`` profile (stacks with counts,
-no goroutine ids).
 """
 
 from __future__ import annotations
@@ -28,16 +25,16 @@ import contextlib
 import gc
 import itertools
 import re
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from . import agent, tables
-from .delve.rpc import G_SCAN, G_STATUS
-from .errors import GoleakError
+from .. import tables
+from ..errors import GoleakError
+from . import filters
+from .model import Header, Stack, frame_text
 
 # Status words the runtime prints when a goroutine is not waiting (gStatusStrings);
 # any other text in the header is a wait reason, and the goroutine is waiting.
@@ -64,36 +61,7 @@ _HEADER_RE = re.compile(
 )
 _LABEL_RE = re.compile(r'("(?:[^"\\]|\\.)*"|[^:,"\s]*): ("(?:[^"\\]|\\.)*"|[^,"]*)(?:, |$)')
 _MINUTES_RE = re.compile(r", (\d+) minutes?")
-# First path elements of standard-library packages: a frame of one of them, at
-# ".../src/<its package>/file.go", tells where GOROOT is.
-STD_ROOTS = frozenset(
-    ["runtime", "internal", "sync", "time", "net", "os", "syscall", "io", "reflect", "fmt",
-     "context", "bufio", "bytes", "strings", "strconv", "errors", "log", "crypto", "encoding",
-     "math", "sort", "unicode", "vendor"]
-)  # fmt: skip
 CREATED_BY = "created by "
-
-
-@dataclass(frozen=True, slots=True)
-class Header:
-    status: str
-    wait_reason: str | None
-    wait_minutes: int | None
-    locked: bool
-    leaked: bool
-    labels: Mapping[str, str] | None
-    agent: bool  # carries the agent's pprof label
-
-
-@dataclass(frozen=True, slots=True)
-class Stack:
-    frames: tuple[str, ...]  # "func file:line"; markers (elided, ancestors) as printed
-    top: str | None
-    user_top: str | None  # first frame outside GOROOT (the program's own code)
-    start_func: str | None
-    created_by: str | None  # the function holding the go statement
-    created_at: str | None  # "file:line" of the go statement
-    agent: bool  # runs, or was started by, the goleak_magic agent's code
 
 
 def _unquote(s: str) -> str:
@@ -132,13 +100,8 @@ def parse_header(rest: str) -> Header | None:
         locked="locked to thread" in parts[1:],
         leaked=leaked,
         labels=labels,
-        agent=labels is not None and labels.get(agent.LABEL[0]) == agent.LABEL[1],
+        agent=filters.agent_label(labels),
     )
-
-
-def frame_text(func: str, loc: str) -> str:
-    """One frame as ``func file:line`` (the form every table uses)."""
-    return f"{func} {loc}"
 
 
 def _frame_pairs(lines: list[str]) -> list[tuple[str, str | None]]:
@@ -155,32 +118,15 @@ def _frame_pairs(lines: list[str]) -> list[tuple[str, str | None]]:
     return out
 
 
-def goroot_of(func: str | None, loc: str | None) -> str | None:
-    """GOROOT's "…/src/" from one standard-library frame (None if it is not one)."""
-    if not func or not loc:
-        return None
-    pkg = func.split("/")
-    pkg[-1] = pkg[-1].split(".", 1)[0]
-    if pkg[0] not in STD_ROOTS:
-        return None
-    marker = "/src/" + "/".join(pkg) + "/"
-    at = loc.find(marker)
-    return loc[: at + len("/src/")] if at >= 0 else None
-
-
 def _goroot_in_block(block: str) -> str | None:
     lines = block.split("\n")
     for func, loc in itertools.pairwise(lines):
         if loc.startswith("\t"):
             func = func.removeprefix(CREATED_BY).split(" in goroutine ")[0]
-            found = goroot_of(func, loc[1:])
+            found = filters.goroot_of(func, loc[1:])
             if found:
                 return found
     return None
-
-
-def _is_agent_file(loc: str | None) -> bool:
-    return loc is not None and f"/{agent.FILE_STEM}" in loc
 
 
 @contextlib.contextmanager
@@ -313,7 +259,7 @@ class DumpParser:
             np.array([x.agent for x in hdr], bool)[h]
             | (np.array([x.agent for x in stacks], bool)[codes])
         )
-        keep = ok & ~self._agent_goroutines(goid, parent, agent_rows)
+        keep = ok & ~filters.with_descendants(goid, parent, agent_rows)
         goid, parent, h, codes = goid[keep], parent[keep], h[keep], codes[keep]
 
         def per(values: list[Any], idx: np.ndarray, dtype: str) -> Any:
@@ -336,17 +282,6 @@ class DumpParser:
             "stack": tables.objects([x.frames if self.stacks else None for x in stacks])[codes],
         }
 
-    @staticmethod
-    def _agent_goroutines(goid: np.ndarray, parent: np.ndarray, own: np.ndarray) -> np.ndarray:
-        """Rows of the agent's goroutines: its own, and everything they started."""
-        ids = goid[own]
-        mask = own.copy()
-        while len(ids):
-            started = np.isin(parent, ids) & ~mask
-            ids = goid[started]
-            mask |= started
-        return mask
-
     def _stack(self, block: str) -> Stack:
         """A normalised block: frames, "created by F", its location, ancestor blocks."""
         lines = block.split("\n")
@@ -366,7 +301,7 @@ class DumpParser:
             start_func=real[-1][0] if real else None,
             created_by=creator,
             created_at=created_at,
-            agent=_is_agent_file(created_at) or any(_is_agent_file(loc) for _, loc in real),
+            agent=filters.agent_code(created_at) or any(filters.agent_code(loc) for _, loc in real),
         )
 
     def _in_goroot(self, loc: str) -> bool:
@@ -388,148 +323,3 @@ def parse_dump(data: bytes | str, *, stacks: bool = False) -> tuple[dict[str, An
             "output of /debug/pprof/goroutine?debug=2 or a panic's traceback."
         )
     return cols, p
-
-
-def to_frame(
-    cols: Mapping[str, Any],
-    *,
-    snapshot: int,
-    time: pd.Timestamp,
-    source: str,
-) -> pd.DataFrame:
-    """Columns from a parser (or the Delve source) as a ``goroutines`` DataFrame."""
-    df = pd.DataFrame({k: v for k, v in cols.items() if k in tables.SCHEMAS["goroutines"]})
-    df["snapshot"] = snapshot
-    df["time"] = time
-    df["source"] = source
-    return tables.conform("goroutines", df)
-
-
-# ---- Delve's goroutine list ---------------------------------------------------------------
-# Delve's status numbers (runtime._G*, named in delve.rpc); the wait reason, when waiting,
-# overrides the word. _Gdeadextra is as dead as _Gdead for a listing.
-DELVE_STATUS = {**G_STATUS, 11: "dead"}
-# Goroutines a dump leaves out (runtime.isSystemGoroutine): started at a runtime.* entry.
-USER_RUNTIME_STARTS = frozenset(["runtime.main", "runtime.corostart"])
-
-
-def is_system(start_func: str | None) -> bool:
-    return (
-        bool(start_func)
-        and start_func.startswith("runtime.")
-        and (  # type: ignore[union-attr]
-            start_func not in USER_RUNTIME_STARTS
-        )
-    )
-
-
-def _site_loc(loc: Any) -> str | None:
-    return f"{loc.file}:{loc.line}" if loc.file else None
-
-
-def _loc(loc: Any) -> str | None:
-    return frame_text(loc.function or "?", f"{loc.file}:{loc.line}") if loc.file else None
-
-
-def from_delve(
-    gs: list[Any],
-    wait_reasons: list[str],
-    stacks: Mapping[int, tuple[Any, ...]] | None = None,
-) -> dict[str, Any]:
-    """Delve ``ListGoroutines`` results (``delve.rpc.Goroutine``) as parser columns.
-
-    Like a dump, it leaves out the runtime's own goroutines and the agent's (by its
-    label, which every goroutine it starts inherits), shows the main goroutine without a
-    creator, and takes as ``top`` the innermost frame outside package runtime (a dump
-    hides those). ``stacks`` (goroutine id -> Delve locations, innermost first) fills
-    ``stack``. Delve does not say how long a goroutine has waited in minutes, nor its
-    parent's id: those stay NA. ``start_func`` is what Delve reports: the compiler's
-    ``gowrapN`` wrapper where a dump shows the wrapped function.
-    """
-    rows = [
-        g
-        for g in gs
-        if not is_system(g.start_loc.function)
-        and (g.labels or {}).get(agent.LABEL[0]) != agent.LABEL[1]
-        and not _is_agent_file(g.go_statement_loc.file)
-        and DELVE_STATUS.get(g.status & ~G_SCAN) != "dead"
-    ]
-    goroot = next(
-        filter(None, (goroot_of(x.function, x.file) for g in gs
-                      for x in (g.current_loc, g.go_statement_loc))),
-        None,
-    )  # fmt: skip
-    status = [DELVE_STATUS.get(g.status & ~G_SCAN, f"status {g.status}") for g in rows]
-    reason = [
-        wait_reasons[g.wait_reason]
-        if st in ("waiting", "leaked") and 0 < g.wait_reason < len(wait_reasons)
-        else None
-        for g, st in zip(rows, status, strict=True)
-    ]
-    tops, user_tops, frames = [], [], []
-    for g in rows:
-        locs = list(stacks.get(g.id, ())) if stacks is not None else []
-        if not locs:
-            locs = [g.current_loc, g.user_current_loc]
-        shown = [x for x in locs if x.file and not (x.function or "").startswith("runtime.")]
-        mine = [x for x in shown if goroot is None or not x.file.startswith(goroot)]
-        tops.append(_loc(shown[0]) if shown else _loc(g.current_loc))
-        user_tops.append(_loc(mine[0]) if mine else None)
-        frames.append(tuple(_loc(x) for x in locs if x.file) if stacks is not None else None)
-    main = [g.start_loc.function == "runtime.main" for g in rows]
-    return {
-        "goid": np.array([g.id for g in rows], np.int64),
-        "status": pd.array(status, dtype="string"),
-        "wait_reason": pd.array(reason, dtype="string"),
-        "wait_minutes": pd.array([None] * len(rows), dtype="Int64"),
-        "locked": np.zeros(len(rows), bool),
-        "top": pd.array(tops, dtype="string"),
-        "user_top": pd.array(user_tops, dtype="string"),
-        "created_by": pd.array(
-            [None if m else g.go_statement_loc.function for g, m in zip(rows, main, strict=True)],
-            dtype="string",
-        ),
-        "created_at": pd.array(
-            [None if m else _site_loc(g.go_statement_loc) for g, m in zip(rows, main, strict=True)],
-            dtype="string",
-        ),
-        "parent_goid": pd.array([None] * len(rows), dtype="Int64"),
-        "start_func": pd.array(
-            ["main.main" if m else g.start_loc.function for g, m in zip(rows, main, strict=True)],
-            dtype="string",
-        ),
-        "labels": tables.objects([dict(g.labels) if g.labels else None for g in rows]),
-        "leaked": np.array([st == "leaked" for st in status], bool),
-        "stack": tables.objects(frames),
-    }
-
-
-# ---- the goroutineleak?debug=1 profile ---------------------------------------------------
-@dataclass(frozen=True)
-class LeakRecord:
-    count: int
-    frames: tuple[str, ...]  # "func file:line", innermost first
-    labels: Mapping[str, str] = field(default_factory=dict)
-
-
-_LEAK_HEADER_RE = re.compile(r"^goroutineleak profile: total (\d+)$", re.M)
-_LEAK_RECORD_RE = re.compile(r"^(\d+) @[ 0-9a-fx]*\n((?:#.*\n?)*)", re.M)
-_LEAK_FRAME_RE = re.compile(r"^#\t0x[0-9a-f]+\t(\S+?)\+0x[0-9a-f]+\t+(\S.*)$", re.M)
-_LEAK_LABELS_RE = re.compile(r"^# labels: \{(.*)\}$", re.M)
-
-
-def parse_leak_profile(text: str) -> tuple[int, list[LeakRecord]]:
-    """``goroutineleak?debug=1`` → (total, records). Raises on text that is not one."""
-    m = _LEAK_HEADER_RE.search(text)
-    if m is None:
-        raise GoleakError(
-            "that text is not a goroutineleak profile (no 'goroutineleak profile: total N' "
-            "line); fetch /debug/pprof/goroutineleak?debug=1 from Go 1.26+ (built with "
-            "GOEXPERIMENT=goroutineleakprofile on 1.26)."
-        )
-    records = []
-    for count, body in _LEAK_RECORD_RE.findall(text[m.end() :]):
-        frames = tuple(frame_text(f, loc.strip()) for f, loc in _LEAK_FRAME_RE.findall(body))
-        lm = _LEAK_LABELS_RE.search(body)
-        records.append(LeakRecord(int(count), frames, parse_labels(lm.group(1)) if lm else {}))
-    return int(m.group(1)), records
