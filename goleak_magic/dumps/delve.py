@@ -39,8 +39,8 @@ def from_delve(
 
     Like a dump, it leaves out the runtime's own goroutines and the agent's (by its
     label, which every goroutine it starts inherits, or its code), shows the main
-    goroutine without a creator, and takes as ``top`` the innermost frame outside
-    package runtime (a dump hides those). ``stacks`` (goroutine id -> Delve locations,
+    goroutine without a creator, and takes as ``top`` the innermost frame a dump would
+    print (``filters.shown``). ``stacks`` (goroutine id -> Delve locations,
     innermost first) fills ``stack``. Delve does not say how long a goroutine has waited
     in minutes, nor its parent's id: those stay NA. ``start_func`` is what Delve
     reports: the compiler's ``gowrapN`` wrapper where a dump shows the wrapped function.
@@ -70,7 +70,9 @@ def from_delve(
         locs = list(stacks.get(g.id, ())) if stacks is not None else []
         if not locs:
             locs = [g.current_loc, g.user_current_loc]
-        shown = [x for x in locs if x.file and not (x.function or "").startswith("runtime.")]
+        shown = [
+            x for i, x in enumerate(locs) if x.file and filters.shown(x.function or "?", i == 0)
+        ]
         mine = [x for x in shown if goroot is None or not x.file.startswith(goroot)]
         tops.append(_loc(shown[0]) if shown else _loc(g.current_loc))
         user_tops.append(_loc(mine[0]) if mine else None)

@@ -39,6 +39,13 @@ class Header:
     after them); None when the header has none."""
     agent: bool
     """It carries the goleak_magic agent's pprof label."""
+    scan: bool = False
+    """``(scan)``: the GC was scanning its stack when a crash dump was printed."""
+    durable: bool = False
+    """``(durable)``: blocked inside a ``testing/synctest`` bubble on something only the
+    bubble can wake (the bubble deadlocks when all its goroutines are so)."""
+    bubble: int | None = None
+    """``synctest bubble N``: the id of the bubble it belongs to."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +55,9 @@ class Stack:
     frames: tuple[str, ...]
     """``func file:line`` innermost first, then the ancestors' frames of
     ``GODEBUG=tracebackancestors``; marker lines (``...N frames elided...``,
-    ``[originating from goroutine]:``) as printed."""
+    ``[originating from goroutine]:``) as printed. Frames a default traceback hides
+    (the runtime's internals, ``gowrap`` wrappers, ``runtime.goexit``), which
+    ``GOTRACEBACK=system/crash`` print, are left out (``filters.shown``)."""
     top: str | None
     """The innermost frame (where it is blocked or running)."""
     user_top: str | None
@@ -61,6 +70,11 @@ class Stack:
     """``file:line`` of that ``go`` statement."""
     agent: bool
     """It runs, or was started by, the goleak_magic agent's code."""
+    system: bool = False
+    """One of the runtime's own goroutines (only ``GOTRACEBACK=system/crash`` dumps
+    print them): left out, as a default dump leaves them out."""
+    testing: bool = False
+    """One of the testing harness's goroutines (``filters.is_testing``)."""
 
 
 def frame_text(func: str, loc: str) -> str:

@@ -52,7 +52,8 @@ IN_GOROUTINE = " in goroutine "
 _PARENT_ID_RE = re.compile(r" in goroutine (\d+)$", re.M)
 _ORIGIN_RE = re.compile(r"\[originating from goroutine \d+\]")
 ORIGIN = "[originating from goroutine]"
-_OFFSET_RE = re.compile(r" \+0x[0-9a-f]+$")
+# " +0x1d" after a location, and "fp=0x.. sp=0x.. pc=0x.." with GOTRACEBACK=system.
+_OFFSET_RE = re.compile(r"(?: \+0x[0-9a-f]+| fp=\S+ sp=\S+ pc=\S+)+$")
 # A goroutine's header: "\n\ngoroutine ID REST:\n" (the text gets a leading "\n\n").
 _HEADER_SPLIT_RE = re.compile(r"\n\ngoroutine (\d+) (.*):\n")
 SEP = "\x00"  # joins distinct blocks for one regex pass; never in a dump
@@ -61,6 +62,10 @@ _HEADER_RE = re.compile(
 )
 _LABEL_RE = re.compile(r'("(?:[^"\\]|\\.)*"|[^:,"\s]*): ("(?:[^"\\]|\\.)*"|[^,"]*)(?:, |$)')
 _MINUTES_RE = re.compile(r", (\d+) minutes?")
+_BUBBLE_RE = re.compile(r", synctest bubble (\d+)")
+# Marks after the state, in the order the runtime prints them (goroutineheader); a
+# synctest wait reason may carry "(durable)" in its own name.
+_MARKS = (" (leaked)", " (scan)", " (durable)")
 CREATED_BY = "created by "
 
 
@@ -82,11 +87,13 @@ def parse_header(rest: str) -> Header | None:
         return None
     inner, labels26, labels27 = m.groups()
     parts = inner.split(", ")
-    state = parts[0]
-    leaked = state.endswith(" (leaked)")
-    for suffix in (" (durable)", " (scan)", " (leaked)"):
-        state = state.removesuffix(suffix)
+    state, marks = parts[0], set()
+    while mark := next((x for x in _MARKS if state.endswith(x)), None):
+        marks.add(mark)
+        state = state.removesuffix(mark)
+    leaked = " (leaked)" in marks
     mm = _MINUTES_RE.search(inner)
+    bubble = _BUBBLE_RE.search(inner)
     labels_text = labels26 if labels26 is not None else labels27
     labels = parse_labels(labels_text) if labels_text else None
     if state in STATUS_WORDS:
@@ -101,7 +108,20 @@ def parse_header(rest: str) -> Header | None:
         leaked=leaked,
         labels=labels,
         agent=filters.agent_label(labels),
+        scan=" (scan)" in marks,
+        durable=" (durable)" in marks,
+        bubble=int(bubble.group(1)) if bubble else None,
     )
+
+
+def _shown(pairs: list[tuple[str, str | None]]) -> list[tuple[str, str | None]]:
+    """The frames a default traceback prints; markers (no location) stay."""
+    first = next((i for i, (_, loc) in enumerate(pairs) if loc is not None), -1)
+    return [
+        (func, loc)
+        for i, (func, loc) in enumerate(pairs)
+        if loc is None or filters.shown(func, first=i == first)
+    ]
 
 
 def _frame_pairs(lines: list[str]) -> list[tuple[str, str | None]]:
@@ -153,10 +173,12 @@ class DumpParser:
     """Streaming ``debug=2`` parser: ``feed`` bytes, then ``finish`` for the columns.
 
     Goroutines of the goleak_magic agent (its label, its file, or started by one of its
-    goroutines) are left out. ``stacks`` keeps each goroutine's frames, interned:
-    identical stacks share one tuple. ``malformed`` counts blocks that could not be read
-    (a truncated or garbled dump); the rest are kept. Memory per goroutine is a few
-    integers, whatever the size of the dump.
+    goroutines) are left out, and so are the runtime's own, which ``GOTRACEBACK=system``
+    or ``crash`` dumps print; the frames those print and a default dump hides are left
+    out too, so such a dump gives the rows a default one would. ``stacks`` keeps each
+    goroutine's frames, interned: identical stacks share one tuple. ``malformed`` counts
+    blocks that could not be read (a truncated or garbled dump); the rest are kept.
+    Memory per goroutine is a few integers, whatever the size of the dump.
     """
 
     def __init__(
@@ -171,6 +193,8 @@ class DumpParser:
         self.bytes_read = 0
         self.malformed = 0
         self.count = 0  # goroutines read so far (the agent's included)
+        # after finish: which returned rows are the testing harness's (filters.is_testing)
+        self.testing = np.zeros(0, bool)
         self._tail = b""
         self._headers: dict[str, int] = {}
         self._bodies: dict[str, int] = {}  # normalised block text -> id
@@ -191,13 +215,17 @@ class DumpParser:
         if self.progress is not None:
             self.progress(self.count, self.bytes_read)
 
-    def finish(self) -> dict[str, Any]:
-        """Parse what is left; the columns (pandas arrays of the schema's dtypes)."""
+    def finish(self, *, cut: bool | None = None) -> dict[str, Any]:
+        """Parse what is left; the columns (pandas arrays of the schema's dtypes).
+
+        ``cut``: the last goroutine was cut off (drop it, counted in ``malformed``); by
+        default, when the text does not end with a newline.
+        """
         with _no_gc():
             if self._tail:
                 text = self._tail.decode("utf-8", "replace")
                 self._tail = b""
-                self._parse(text, whole=text.endswith("\n"))
+                self._parse(text, whole=not cut if cut is not None else text.endswith("\n"))
             if self.progress is not None:
                 self.progress(self.count, self.bytes_read)
             return self._columns()
@@ -259,8 +287,10 @@ class DumpParser:
             np.array([x.agent for x in hdr], bool)[h]
             | (np.array([x.agent for x in stacks], bool)[codes])
         )
-        keep = ok & ~filters.with_descendants(goid, parent, agent_rows)
+        system = np.array([x.system for x in stacks], bool)[codes]
+        keep = ok & ~filters.with_descendants(goid, parent, agent_rows) & ~system
         goid, parent, h, codes = goid[keep], parent[keep], h[keep], codes[keep]
+        self.testing = np.array([x.testing for x in stacks], bool)[codes]
 
         def per(values: list[Any], idx: np.ndarray, dtype: str) -> Any:
             return pd.array(values, dtype=dtype)[idx]  # indexing: several times take's speed
@@ -289,8 +319,12 @@ class DumpParser:
         creator = lines[at][len(CREATED_BY) :] if at < len(lines) else None
         loc_line = lines[at + 1] if at + 1 < len(lines) else ""
         created_at = _OFFSET_RE.sub("", loc_line[1:]) if loc_line.startswith("\t") else None
-        pairs = _frame_pairs(lines[:at])
-        ancestors = _frame_pairs(lines[at + 2 :])
+        printed = [(f, loc) for f, loc in _frame_pairs(lines[:at]) if loc is not None]
+        # The runtime's entry (system/crash dumps print it, and runtime.goexit below it)
+        # tells a system goroutine; its shown frames are what a default dump prints.
+        entry = next((f for f, _ in reversed(printed) if f != "runtime.goexit"), None)
+        pairs = _shown(_frame_pairs(lines[:at]))
+        ancestors = _shown(_frame_pairs(lines[at + 2 :]))
         real = [(f, loc) for f, loc in pairs if loc is not None]
         user = next((fr for fr in real if not self._in_goroot(fr[1])), None)
         frames = tuple(f if loc is None else frame_text(f, loc) for f, loc in pairs + ancestors)
@@ -302,6 +336,8 @@ class DumpParser:
             created_by=creator,
             created_at=created_at,
             agent=filters.agent_code(created_at) or any(filters.agent_code(loc) for _, loc in real),
+            system=filters.is_system(entry, runs_user_code=user is not None),
+            testing=filters.is_testing(real, creator, self._in_goroot),  # type: ignore[arg-type]
         )
 
     def _in_goroot(self, loc: str) -> bool:
