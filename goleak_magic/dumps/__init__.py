@@ -7,4 +7,5 @@
 | ``text`` | the ``goroutine?debug=2`` text (what a panic prints), streamed |
 | ``leakprofile`` | the ``goroutineleak?debug=1`` profile |
 | ``delve`` | Delve's typed goroutine list, as the same columns |
+| ``dumpfile`` | every dump in any text (CI log, crash file, test output), streamed |
 """

@@ -4,12 +4,16 @@
 ``goroutineleak?debug=2`` returns, with ``(leaked)`` on the goroutines the GC proved can
 never wake up). It is fed bytes as they arrive, so a dump of a million goroutines never
 sits in memory whole. Forms handled: headers with state, ``(leaked)``, ``(scan)``,
-``N minutes``, ``locked to thread``, ``gp=... m=...`` (GOTRACEBACK=system), pprof labels
-(Go 1.26 ``labels:{"k": "v"}`` inside the brackets, Go 1.27 ``{k: v}`` after them);
-frames ``func(args)`` + ``\\tfile:line +0xoff``; ``...N frames elided...``;
+``(durable)``, ``N minutes``, ``locked to thread``, ``synctest bubble N``, ``gp=... m=...``
+(GOTRACEBACK=system, SIGQUIT), pprof labels (Go 1.26 ``labels:{"k": "v"}`` inside the
+brackets, Go 1.27 ``{k: v}`` after them); frames ``func(args)`` + ``\\tfile:line +0xoff``
+(``fp=.. sp=.. pc=..`` after it with GOTRACEBACK=system); ``...N frames elided...``;
 ``created by F in goroutine N`` (``in goroutine`` since Go 1.21); the
 ``[originating from goroutine N]:`` blocks of ``GODEBUG=tracebackancestors`` (kept in
 ``stack``; the ancestors' ids are dropped so that identical histories intern as one).
+What GOTRACEBACK=system/crash print beyond a default dump (the runtime's goroutines, its
+internal frames, ``runtime.goexit``, ``gowrap`` wrappers) is read away (``filters``), so
+those dumps give the rows a default one gives.
 
 Speed: one regex ``split`` with a literal prefix cuts the text at the headers (ids and
 header texts come out of it), ``pandas.factorize`` interns the blocks as they are, and
