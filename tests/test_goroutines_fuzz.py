@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 
 from tests.dumpfuzz import SEEDS, inputs, target
@@ -17,3 +18,17 @@ def test_seeds_are_the_captured_dumps() -> None:
 @given(inputs)
 def test_mutated_dumps_give_a_result_or_one_goleak_error(data: bytes) -> None:
     target(data)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [b"a" + b"(" * 200_000, b"goroutine 3 [a" + b" labels:{" * 20_000 + b"]:",
+     b"\t/x.go:1" + b" +0x1" * 40_000 + b"z", b"panic: " + b"(" * 200_000],
+    ids=["parens", "labels", "offsets", "preamble"],
+)  # fmt: skip
+def test_long_garbled_lines_are_read_in_one_pass(line: bytes) -> None:
+    """Lines a regex could backtrack over for ever (quadratic in their length): each
+    parser must come back (with a result or a GoleakError) rather than hang."""
+    head = b"panic: x\n\ngoroutine 1 [running]:\nmain.main()\n\t/x.go:1 +0x1d\n\n"
+    for data in (head + line + b"\n", line + b"\n" + head):
+        target(data)

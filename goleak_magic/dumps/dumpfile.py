@@ -40,10 +40,11 @@ PREAMBLE_BYTES = 1 << 16
 TIMEOUT, DEADLOCK, PANIC, SIGQUIT, PLAIN = "timeout", "deadlock", "panic", "sigquit", "plain"
 
 _HEADER = re.compile(rb"goroutine \d+ (?:gp=\S+ m=\S+ (?:mp=\S+ )?)?\[.*:$", re.M)
-# The first line, from a line start, that no dump holds.
+# The first line, from a line start, that no dump holds. (A frame's function name runs
+# to its first "(": no backtracking over a long line of parentheses.)
 _FOREIGN = re.compile(
     rb"^(?!goroutine \d+ .*:$|\t|created by |\.\.\.|\[originating from goroutine |"
-    rb"[^\s(]\S*\(.*\)$|$)",
+    rb"[^\s(][^\s(]*\(.*\)$|$)",
     re.M,
 )
 # A goroutine's block is whole when its last line is a location (or one of the lines
@@ -56,7 +57,7 @@ _BLOCK_END = re.compile(
 _MARKER = re.compile(r"(?:panic: (?P<panic>.*)|fatal error: (?P<fatal>.*)|(?P<sig>SIG[A-Z]+: .*))")
 # Lines a dying program prints between its message and the first goroutine.
 _PREAMBLE_LINE = re.compile(
-    r"(?:|\t.*|runtime stack:|created by .*|PC=.*|\[signal .*|-----.*|[^\s(]\S*\(.*\))"
+    r"(?:|\t.*|runtime stack:|created by .*|PC=.*|\[signal .*|-----.*|[^\s(][^\s(]*\(.*\))"
 )
 _RUNNING_TEST = re.compile(r"\t\t(.+) \(([^()]*)\)")
 _UNKNOWN_PREAMBLE_LINES = 5  # a multi-line panic value: how far up its first line may be

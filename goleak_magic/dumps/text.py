@@ -57,12 +57,14 @@ _PARENT_ID_RE = re.compile(r" in goroutine (\d+)$", re.M)
 _ORIGIN_RE = re.compile(r"\[originating from goroutine \d+\]")
 ORIGIN = "[originating from goroutine]"
 # " +0x1d" after a location, and "fp=0x.. sp=0x.. pc=0x.." with GOTRACEBACK=system.
-_OFFSET_RE = re.compile(r"(?: \+0x[0-9a-f]+| fp=\S+ sp=\S+ pc=\S+)+$")
+_OFFSET_RE = re.compile(r"(?: \+0x[0-9a-f]+)?(?: fp=\S+ sp=\S+ pc=\S+)?$")
 # A goroutine's header: "\n\ngoroutine ID REST:\n" (the text gets a leading "\n\n").
 _HEADER_SPLIT_RE = re.compile(r"\n\ngoroutine (\d+) (.*):\n")
 SEP = "\x00"  # joins distinct blocks for one regex pass; never in a dump
+# The state part holds no "]" or "{" (wait reasons never do), so the labels can only
+# start at the first " labels:{": no backtracking over a long garbled header.
 _HEADER_RE = re.compile(
-    r"^(?:gp=\S+ m=\S+(?: mp=\S+)? )?\[(.*?)(?: labels:\{(.*)\})?\](?: \{(.*)\})?$"
+    r"^(?:gp=\S+ m=\S+(?: mp=\S+)? )?\[([^\]{]*?)(?: labels:\{(.*)\})?\](?: \{(.*)\})?$"
 )
 _LABEL_RE = re.compile(r'("(?:[^"\\]|\\.)*"|[^:,"\s]*): ("(?:[^"\\]|\\.)*"|[^,"]*)(?:, |$)')
 _MINUTES_RE = re.compile(r", (\d+) minutes?")
