@@ -50,7 +50,7 @@ STATUS_WORDS = frozenset(
 # Call arguments "(0xc000010000, ...)" at the end of a function line, the creator's id
 # and the ids in ancestor headers: without them, goroutines with the same history have
 # the same text.
-_ARGS_RE = re.compile(r"\([^()\n]*\)(?=\n\t)")
+_ARGS_RE = re.compile(r"\([^()\n\x00]*\)(?=\n\t)")  # never across SEP
 # " in goroutine N" ends a goroutine's own "created by" line (not its ancestors').
 IN_GOROUTINE = " in goroutine "
 _PARENT_ID_RE = re.compile(r" in goroutine (\d+)$", re.M)
@@ -60,7 +60,7 @@ ORIGIN = "[originating from goroutine]"
 _OFFSET_RE = re.compile(r"(?: \+0x[0-9a-f]+)?(?: fp=\S+ sp=\S+ pc=\S+)?$")
 # A goroutine's header: "\n\ngoroutine ID REST:\n" (the text gets a leading "\n\n").
 _HEADER_SPLIT_RE = re.compile(r"\n\ngoroutine (\d+) (.*):\n")
-SEP = "\x00"  # joins distinct blocks for one regex pass; never in a dump
+SEP = "\x00"  # joins distinct blocks for one regex pass; never in a dump (taken out)
 # The state part holds no "]" or "{" (wait reasons never do), so the labels can only
 # start at the first " labels:{": no backtracking over a long garbled header.
 _HEADER_RE = re.compile(
@@ -238,6 +238,8 @@ class DumpParser:
 
     def _parse(self, text: str, whole: bool = True) -> None:
         """Blocks of ``text``; ``whole=False``: the last one was cut off, drop it."""
+        if SEP in text:  # garbage: it would split a block in two
+            text = text.replace(SEP, "\ufffd")
         parts = _HEADER_SPLIT_RE.split("\n\n" + text)
         if parts[0].strip():  # text before the first header
             self.malformed += 1
