@@ -1,8 +1,9 @@
 """The pprof agent: a Go file added to the program's package at build time.
 
 ``overlay()`` writes a ``go build -overlay`` file that makes the agent appear in the
-package directory without writing there; ``ENV`` is the variable that tells the running
-program which unix socket to serve on. ``AgentClient`` talks HTTP to that socket.
+package directory without writing there (for a test build, with the TestMain of
+``testmain``); ``ENV`` is the variable that tells the running program which unix socket
+to serve on. ``AgentClient`` talks HTTP to that socket.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import socket
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from .testmain import TestPackage, overlay_files
 
 ENV = "GOLEAK_MAGIC_AGENT"
 LABEL = ("goleak_magic", "agent")  # the pprof label on the agent's own goroutines
@@ -27,20 +30,32 @@ def source(package: str = "main") -> str:
     return text.replace("\npackage main\n", f"\npackage {package}\n", 1)
 
 
-def overlay(pkg_dir: Path, out_dir: Path, package: str = "main") -> tuple[Path, str]:
-    """Write the agent and an overlay that places it in ``pkg_dir``.
+def overlay(
+    pkg_dir: Path, out_dir: Path, package: str = "main", tests: TestPackage | None = None
+) -> tuple[Path, str]:
+    """Write the agent and an overlay that places it in ``pkg_dir``; with ``tests``, our
+    TestMain too (see ``testmain``).
 
-    Returns (overlay JSON path, the file name the build sees in ``pkg_dir``). The name
-    is one that does not exist there, so no user file is shadowed.
+    Returns (overlay JSON path, the file name the build sees in ``pkg_dir``). The names
+    are ones that do not exist there, so no user file is shadowed.
     """
-    name, i = f"{FILE_STEM}.go", 2
-    while (pkg_dir / name).exists():
-        name, i = f"{FILE_STEM}{i}.go", i + 1
+    name = _free_name(pkg_dir, FILE_STEM, ".go")
     backing = out_dir / f"agent-{package}.go"
     backing.write_text(source(package))
+    replace = {str(pkg_dir / name): str(backing)}
+    if tests is not None:
+        main_name = _free_name(pkg_dir, f"{FILE_STEM}_testmain", "_test.go")
+        replace.update(overlay_files(tests, pkg_dir, out_dir, main_name))
     spec = out_dir / f"overlay-{abs(hash(str(pkg_dir)))}.json"
-    spec.write_text(json.dumps({"Replace": {str(pkg_dir / name): str(backing)}}))
+    spec.write_text(json.dumps({"Replace": replace}))
     return spec, name
+
+
+def _free_name(pkg_dir: Path, stem: str, suffix: str) -> str:
+    name, i = f"{stem}{suffix}", 2
+    while (pkg_dir / name).exists():
+        name, i = f"{stem}{i}{suffix}", i + 1
+    return name
 
 
 class _UnixConnection(http.client.HTTPConnection):
