@@ -48,6 +48,7 @@ QUIT_WAIT_S = 5.0
 TAIL_BYTES = 64 << 10  # stdout (and a pass's stderr) kept per test
 TIMED_OUT = "panic: test timed out after"
 _DUMP_START_RE = re.compile(r"^goroutine \d+ \[", re.M)
+_NAME_RE = re.compile(r"(Test|Example|Fuzz)\w*")
 _CRASH_RE = re.compile(r"^(panic: |fatal error: |SIG[A-Z]+: )", re.M)
 
 Progress = Callable[[int, int, "TestResult"], None]
@@ -97,7 +98,10 @@ def build_tests(
 
 
 def list_tests(binary: Path, regex: str = ".", env: dict[str, str] | None = None) -> list[str]:
-    """The tests (and examples, fuzz targets' seed runs) ``-test.list REGEX`` names."""
+    """The tests (and examples, fuzz targets' seed runs) ``-test.list REGEX`` names.
+
+    The package's own TestMain runs around the listing: what it prints is not a name,
+    and an exit status it makes up after listing (log.Fatal) is not a failure to list."""
     try:
         proc = subprocess.run(
             [str(binary), "-test.list", regex],
@@ -108,10 +112,11 @@ def list_tests(binary: Path, regex: str = ".", env: dict[str, str] | None = None
         )
     except subprocess.TimeoutExpired as e:
         raise GoleakError(f"{binary} -test.list did not answer in 120 s; check its init.") from e
-    if proc.returncode != 0:
+    names = [ln for ln in proc.stdout.splitlines() if _NAME_RE.fullmatch(ln)]
+    if proc.returncode != 0 and not names:
         first = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[0]
         raise GoleakError(f"listing the tests of {binary} failed: {first} — fix it and retry.")
-    return [ln for ln in proc.stdout.split() if not ln.startswith("Benchmark")]
+    return names
 
 
 def run_tests(
@@ -307,22 +312,26 @@ def exit_dump_snapshot(stderr: str) -> tuple[pd.DataFrame, str | None]:
 
 
 def own_goroutines(snap: pd.DataFrame, goroot: str | None) -> pd.Series:
-    """Rows that are the runtime's, testing's (or the generated test main's): no frame in
-    the package's own code, and not started by it. A leaked ``go time.Sleep(...)`` of a
-    test is the test's (its ``go`` statement is in the test); the goroutine running a
-    hung test is the test's (its frames are)."""
+    """Rows that are the runtime's or testing's: the main goroutine, which runs the tests
+    (our TestMain is in its stack, the package's own TestMain too if it has one), and
+    those with no frame in the package's own code that it did not start either. A leaked
+    ``go time.Sleep(...)`` of a test is the test's (its ``go`` statement is in the test);
+    the goroutine running a hung test is the test's (its frames are)."""
+
+    def name(loc: str) -> str:
+        return PurePosixPath(loc.rpartition(" ")[2].rsplit(":", 1)[0]).name
 
     def program(loc: object) -> bool:
-        if not isinstance(loc, str):
+        if not isinstance(loc, str) or name(loc) == "_testmain.go":
             return False
-        where = loc.rpartition(" ")[2] if " " in loc else loc
-        if PurePosixPath(where.rsplit(":", 1)[0]).name == "_testmain.go":
-            return False
-        return goroot is None or not where.startswith(goroot)
+        return goroot is None or not loc.rpartition(" ")[2].startswith(goroot)
 
     def own(row: pd.Series) -> bool:
         frames = row["stack"] if row["stack"] is not None else (row["top"], row["user_top"])
-        return not any(map(program, frames)) and not program(row["created_at"])
+        real = [f for f in frames if isinstance(f, str)]
+        if any(name(f).startswith(testmain.FILE_STEM) for f in real):
+            return True
+        return not any(map(program, real)) and not program(row["created_at"])
 
     return snap.apply(own, axis=1).astype(bool) if len(snap) else pd.Series([], dtype=bool)
 

@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from . import testmain
 from .testmain import TestPackage, overlay_files
 
 ENV = "GOLEAK_MAGIC_AGENT"
@@ -44,7 +45,7 @@ def overlay(
     backing.write_text(source(package))
     replace = {str(pkg_dir / name): str(backing)}
     if tests is not None:
-        main_name = _free_name(pkg_dir, f"{FILE_STEM}_testmain", "_test.go")
+        main_name = _free_name(pkg_dir, testmain.FILE_STEM, "_test.go")
         replace.update(overlay_files(tests, pkg_dir, out_dir, main_name))
     spec = out_dir / f"overlay-{abs(hash(str(pkg_dir)))}.json"
     spec.write_text(json.dumps({"Replace": replace}))

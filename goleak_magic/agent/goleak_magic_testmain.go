@@ -19,14 +19,13 @@
 // A package with its own TestMain has it renamed goleakMagicUserTestMain in an overlaid
 // copy of its file, and that file's os.Exit calls come here (goleakMagicTestExit); see
 // goleak_magic/agent/testmain.py for the rules. Every name starts with goleakMagicTest so
-// it cannot clash with the package's identifiers, and the goroutine writing the snapshot
-// carries the agent's pprof label, so goleak_magic leaves it out.
+// it cannot clash with the package's identifiers. The goroutine writing the snapshot is
+// the main one, which ran the tests; goleak_magic knows it by this file in its stack.
 
 package main
 
 import (
 	goleakMagicTestBytes "bytes"
-	goleakMagicTestContext "context"
 	goleakMagicTestOS "os"
 	goleakMagicTestRuntime "runtime"
 	goleakMagicTestPprof "runtime/pprof"
@@ -77,8 +76,6 @@ func goleakMagicTestFinal() {
 		return
 	}
 	goleakMagicTestPath = ""
-	goleakMagicTestPprof.SetGoroutineLabels(goleakMagicTestPprof.WithLabels(
-		goleakMagicTestContext.Background(), goleakMagicTestPprof.Labels("goleak_magic", "agent")))
 	start := goleakMagicTestTime.Now()
 	reads, settled := goleakMagicTestSettle()
 	settle := goleakMagicTestTime.Since(start)

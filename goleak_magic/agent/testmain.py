@@ -33,6 +33,10 @@ from typing import Any
 from ..errors import GoleakError
 
 FINAL_ENV = "GOLEAK_MAGIC_FINAL"
+# The file name the build sees. Unlike the agent's, its goroutine (the test binary's main
+# goroutine, which runs every test) is not left out of dumps by the parser: the tests'
+# goroutines descend from it. goleak_magic.testrun counts it as testing's own.
+FILE_STEM = "zz_goleak_magic_testmain"
 SOURCE_NAME = "goleak_magic_testmain.go"
 WRAPPED = "goleakMagicUserTestMain"
 EXIT = "goleakMagicTestExit"
