@@ -22,7 +22,7 @@ type stopper struct {
 func (s *stopper) runWorker() {
 	s.stop.Add(1)
 	go func() {
-		<-s.stopper
+		<-s.stopper   // BUG: closed only after Stop's Wait, which waits for this Done
 		s.stop.Done() // SetStopped
 	}()
 }
