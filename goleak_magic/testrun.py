@@ -24,6 +24,7 @@ leaked    goroutines in the snapshot that are the package's own: the runtime's, 
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import select
@@ -31,10 +32,12 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from . import analysis, build, process, tables
@@ -59,12 +62,21 @@ class TestResult:
     """One test's process: its ``tests`` row and the evidence behind it."""
 
     row: dict[str, object]  # the test's row of the ``tests`` table
-    goroutines: pd.DataFrame  # the final (or exit) snapshot, ``goroutines`` schema
     exit_status: int | None  # as Popen gives it: negative for a signal
     stdout: str  # the last TAIL_BYTES of the test output
     stderr: str  # all of it for hung/crashed tests (its exit dump), else the last TAIL_BYTES
-    settle: dict[str, object] = field(default_factory=dict)  # the final snapshot's info line
-    elapsed_s: float = 0.0
+    settle: dict[str, object]  # the final snapshot's info line (empty without one)
+    elapsed_s: float
+    # the final (or exit) snapshot: a table, or what makes it on first use (most tests
+    # leave nothing, and nobody looks at their snapshot)
+    snapshot: pd.DataFrame | Callable[[], pd.DataFrame] = field(repr=False)
+
+    @property
+    def goroutines(self) -> pd.DataFrame:
+        """The final (or exit) snapshot, ``goroutines`` schema."""
+        if callable(self.snapshot):
+            self.snapshot = self.snapshot()
+        return self.snapshot
 
     @property
     def test(self) -> str:
@@ -205,6 +217,8 @@ class _Pool:
         self.binary, self.cwd, self.workdir = binary, cwd, workdir
         self.args, self.jobs = args, max(1, jobs)
         self.env = {"GOTRACEBACK": "all", **os.environ, **(env or {})}
+        self.env[testmain.PARENT_ENV] = str(os.getpid())
+        self.started = 0
 
     def run(self, tests: Sequence[str], progress: Progress | None) -> list[TestResult]:
         pending = list(tests)
@@ -230,13 +244,16 @@ class _Pool:
         return [done[t] for t in tests]
 
     def _start(self, test: str) -> _Running:
-        d = self.workdir / f"test-{len(list(self.workdir.glob('test-*')))}"
+        self.started += 1
+        d = self.workdir / f"test-{self.started}"
         d.mkdir(mode=0o700)
         env = {**self.env, testmain.FINAL_ENV: str(d / "final.txt")}
+        # Not process.spawn: without a preexec_fn Python starts it without forking itself
+        # (10x faster); the binary sets its own parent-death signal (PARENT_ENV).
         with open(d / "stdout", "wb") as out, open(d / "stderr", "wb") as err:
-            proc = process.spawn(
+            proc = subprocess.Popen(
                 self.args.argv(self.binary, test), cwd=str(self.cwd), env=env,
-                stdout=out.fileno(), stderr=err.fileno(),
+                stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
             )  # fmt: skip
         return _Running(test, proc, os.pidfd_open(proc.pid), d, time.monotonic())
 
@@ -274,25 +291,37 @@ def result(
 ) -> TestResult:
     """A test process's outcome, snapshot and ``tests`` row (module docstring)."""
     runs = stdout.count(f"=== RUN   {test}\n")
+    snap: pd.DataFrame | Callable[[], pd.DataFrame]
     if final is not None:
         outcome = "pass" if status == 0 else "fail"
         when = pd.Timestamp(int(final.info["time_ns"]), unit="ns", tz="UTC")
-        cols, parser = gparse.parse_dump(final.dump, stacks=True)
-        snap = gparse.to_frame(cols, snapshot=1, time=when, source="final")
-        goroot = parser.goroot
+        snap = functools.partial(_final_snapshot, final.dump, when)
+        mine = None
+        # Only the goroutine that wrote it (the main one): nothing left, nothing to parse.
+        if final.dump.count(b"\ngoroutine ") or testmain.FILE_STEM.encode() not in final.dump:
+            cols, parser = gparse.parse_dump(final.dump, stacks=True)
+            keep = ~own_goroutines(cols, parser.goroot)
+            if keep.any():
+                mine = gparse.to_frame({k: v[keep] for k, v in cols.items()}, snapshot=1,
+                                       time=when, source="final")  # fmt: skip
     else:
         hung = killed is not None or TIMED_OUT in stderr
         crashed = hung or status not in (0, 1) or _CRASH_RE.search(stderr) is not None
         outcome = "hung" if hung else "crashed" if crashed else "pass" if status == 0 else "fail"
         snap, goroot = exit_dump_snapshot(stderr)
-    mine = snap[~own_goroutines(snap, goroot)] if len(snap) else snap
-    if final is None and len(mine):
-        blocked = mine[mine["status"].isin(["waiting", "leaked"])]
-        mine = blocked if len(blocked) else mine
+        mine = snap[~own_goroutines(snap, goroot)] if len(snap) else None
+        if mine is not None and len(mine):
+            blocked = mine[mine["status"].isin(["waiting", "leaked"])]
+            mine = blocked if len(blocked) else mine
     row = test_row(test, runs, outcome, mine, final, status, stderr, args, killed)
     keep_err = stderr if outcome in ("hung", "crashed") else _tail(stderr.encode())
     info = dict(final.info) if final is not None else {}
-    return TestResult(row, snap, status, stdout, keep_err, info, elapsed)
+    return TestResult(row, status, stdout, keep_err, info, elapsed, snap)
+
+
+def _final_snapshot(dump: bytes, when: pd.Timestamp) -> pd.DataFrame:
+    cols, _ = gparse.parse_dump(dump, stacks=True)
+    return gparse.to_frame(cols, snapshot=1, time=when, source="final")
 
 
 def exit_dump_snapshot(stderr: str) -> tuple[pd.DataFrame, str | None]:
@@ -311,12 +340,13 @@ def exit_dump_snapshot(stderr: str) -> tuple[pd.DataFrame, str | None]:
     return snap, parser.goroot
 
 
-def own_goroutines(snap: pd.DataFrame, goroot: str | None) -> pd.Series:
-    """Rows that are the runtime's or testing's: the main goroutine, which runs the tests
-    (our TestMain is in its stack, the package's own TestMain too if it has one), and
-    those with no frame in the package's own code that it did not start either. A leaked
-    ``go time.Sleep(...)`` of a test is the test's (its ``go`` statement is in the test);
-    the goroutine running a hung test is the test's (its frames are)."""
+def own_goroutines(cols: Mapping[str, Any], goroot: str | None) -> np.ndarray:
+    """Rows (of a ``goroutines`` table or parser columns) that are the runtime's or
+    testing's: the main goroutine, which runs the tests (our TestMain is in its stack,
+    the package's own TestMain too if it has one), and those with no frame in the
+    package's own code that it did not start either. A leaked ``go time.Sleep(...)`` of a
+    test is the test's (its ``go`` statement is in the test); the goroutine running a hung
+    test is the test's (its frames are)."""
 
     def name(loc: str) -> str:
         return PurePosixPath(loc.rpartition(" ")[2].rsplit(":", 1)[0]).name
@@ -326,21 +356,22 @@ def own_goroutines(snap: pd.DataFrame, goroot: str | None) -> pd.Series:
             return False
         return goroot is None or not loc.rpartition(" ")[2].startswith(goroot)
 
-    def own(row: pd.Series) -> bool:
-        frames = row["stack"] if row["stack"] is not None else (row["top"], row["user_top"])
+    def own(stack: object, top: object, user_top: object, created_at: object) -> bool:
+        frames = stack if isinstance(stack, tuple) else (top, user_top)
         real = [f for f in frames if isinstance(f, str)]
         if any(name(f).startswith(testmain.FILE_STEM) for f in real):
             return True
-        return not any(map(program, real)) and not program(row["created_at"])
+        return not any(map(program, real)) and not program(created_at)
 
-    return snap.apply(own, axis=1).astype(bool) if len(snap) else pd.Series([], dtype=bool)
+    rows = zip(cols["stack"], cols["top"], cols["user_top"], cols["created_at"], strict=True)
+    return np.fromiter((own(*r) for r in rows), bool, len(cols["stack"]))
 
 
 def test_row(
     test: str,
     runs: int,
     outcome: str,
-    mine: pd.DataFrame,
+    mine: pd.DataFrame | None,
     final: testmain.Final | None,
     status: int,
     stderr: str,
@@ -348,26 +379,27 @@ def test_row(
     killed: float | None,
 ) -> dict[str, object]:
     """The ``tests`` row: counts, the top site and where it is blocked, the evidence."""
-    top = analysis.suspects(mine) if len(mine) else tables.empty("suspects")
-    site = top["site"].iloc[0] if len(top) else None
-    blocked = top["blocked_at"].iloc[0] if len(top) else None
-    proven = int(mine["leaked"].sum())
-    no_snapshot = final is None and not len(mine) and outcome in ("pass", "fail")
+    left = len(mine) if mine is not None else 0
+    top = analysis.suspects(mine) if mine is not None and left else None
+    site = top["site"].iloc[0] if top is not None and len(top) else None
+    blocked = top["blocked_at"].iloc[0] if top is not None and len(top) else None
+    proven = int(mine["leaked"].sum()) if mine is not None and left else 0
+    no_snapshot = final is None and not left and outcome in ("pass", "fail")
     parts = [f"{runs} run{'s' * (runs != 1)}, {process.describe_status(status)}"]
     if outcome == "hung":
         how = "killed with SIGQUIT" if killed is not None else f"timed out after {args.timeout:g}s"
-        parts.append(f"{how}; the exit dump shows {len(mine)} goroutine(s) in the package's code")
+        parts.append(f"{how}; the exit dump shows {left} goroutine(s) in the package's code")
     elif outcome == "crashed":
         first = _CRASH_RE.search(stderr)
         line = stderr[first.start() :].split("\n", 1)[0] if first else "no panic message"
-        parts.append(f"crashed ({line}); exit dump: {len(mine)} goroutine(s) of the package")
+        parts.append(f"crashed ({line}); exit dump: {left} goroutine(s) of the package")
     elif no_snapshot:
         parts.append(
             "no final snapshot: the package's TestMain ended the process itself (log.Fatal, "
             "or os.Exit outside its file), so goroutines left behind are unknown"
         )
     else:
-        parts.append(f"{len(mine)} goroutine(s) left after the test returned")
+        parts.append(f"{left} goroutine(s) left after the test returned")
         if final is not None and not final.info.get("settled", True):
             parts.append(f"still changing after {final.info.get('reads')} reads (~0.43 s)")
     if proven:
@@ -379,7 +411,7 @@ def test_row(
         "test": test,
         "runs": runs,
         "outcome": outcome,
-        "leaked": None if no_snapshot else len(mine),
+        "leaked": None if no_snapshot else left,
         "leaked_proven": None if no_snapshot else proven,
         "top_site": site,
         "blocked_at": blocked,

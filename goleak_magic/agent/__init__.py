@@ -45,8 +45,11 @@ def overlay(
     backing.write_text(source(package))
     replace = {str(pkg_dir / name): str(backing)}
     if tests is not None:
-        main_name = _free_name(pkg_dir, testmain.FILE_STEM, "_test.go")
-        replace.update(overlay_files(tests, pkg_dir, out_dir, main_name))
+        names = (
+            _free_name(pkg_dir, testmain.FILE_STEM, "_test.go"),
+            _free_name(pkg_dir, testmain.FILE_STEM, "_linux_test.go"),
+        )
+        replace.update(overlay_files(tests, pkg_dir, out_dir, names))
     spec = out_dir / f"overlay-{abs(hash(str(pkg_dir)))}.json"
     spec.write_text(json.dumps({"Replace": replace}))
     return spec, name

@@ -33,11 +33,13 @@ from typing import Any
 from ..errors import GoleakError
 
 FINAL_ENV = "GOLEAK_MAGIC_FINAL"
+PARENT_ENV = "GOLEAK_MAGIC_PARENT"  # our pid: the test binary dies with us (Linux)
 # The file name the build sees. Unlike the agent's, its goroutine (the test binary's main
 # goroutine, which runs every test) is not left out of dumps by the parser: the tests'
 # goroutines descend from it. goleak_magic.testrun counts it as testing's own.
 FILE_STEM = "zz_goleak_magic_testmain"
 SOURCE_NAME = "goleak_magic_testmain.go"
+LINUX_SOURCE_NAME = "goleak_magic_testmain_linux.go"
 WRAPPED = "goleakMagicUserTestMain"
 EXIT = "goleakMagicTestExit"
 
@@ -73,9 +75,9 @@ def package_info(go: str, where: Path, env: dict[str, str]) -> TestPackage:
     )
 
 
-def source(package: str) -> str:
-    """Our TestMain's Go source, for a package named ``package``."""
-    text = (resources.files(__package__) / SOURCE_NAME).read_text()
+def source(package: str, name: str = SOURCE_NAME) -> str:
+    """Our TestMain's Go source (or its Linux part), for a package named ``package``."""
+    text = (resources.files(__package__) / name).read_text()
     return text.replace("\npackage main\n", f"\npackage {package}\n", 1)
 
 
@@ -95,10 +97,10 @@ def wrap(text: str) -> str | None:
 
 
 def overlay_files(
-    info: TestPackage, pkg_dir: Path, out_dir: Path, file_name: str
+    info: TestPackage, pkg_dir: Path, out_dir: Path, file_names: tuple[str, str]
 ) -> dict[str, str]:
-    """Overlay ``Replace`` entries that give the package our TestMain as ``file_name``
-    (a name not taken in ``pkg_dir``), wrapping the package's own TestMain if any."""
+    """Overlay ``Replace`` entries that give the package our TestMain as ``file_names``
+    (its two files, names not taken in ``pkg_dir``), wrapping its own TestMain if any."""
     replace: dict[str, str] = {}
     package = info.name
     for name in (*info.test_files, *info.xtest_files):
@@ -112,9 +114,10 @@ def overlay_files(
         backing.write_text(copy)
         replace[str(pkg_dir / name)] = str(backing)
         break  # the go tool allows one TestMain per test binary
-    backing = out_dir / f"testmain-{package}.go"
-    backing.write_text(source(package))
-    replace[str(pkg_dir / file_name)] = str(backing)
+    for file_name, name in zip(file_names, (SOURCE_NAME, LINUX_SOURCE_NAME), strict=True):
+        backing = out_dir / f"{package}-{name}"
+        backing.write_text(source(package, name))
+        replace[str(pkg_dir / file_name)] = str(backing)
     return replace
 
 

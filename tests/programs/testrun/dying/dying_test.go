@@ -1,6 +1,8 @@
 package dying
 
 import (
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -16,6 +18,11 @@ func TestCrash(t *testing.T) {
 	go func() {
 		<-ch // BUG: blocked when the binary dies
 	}()
+	// Crash once that goroutine is blocked, so the exit dump shows it so every run.
+	buf := make([]byte, 1<<16)
+	for !strings.Contains(string(buf[:runtime.Stack(buf, true)]), "[chan receive]:\ntestrun/dying.TestCrash.func1") {
+		runtime.Gosched()
+	}
 	var m map[string]int
 	m["x"] = 1 // a nil-map write: the panic kills the binary
 }
