@@ -123,7 +123,7 @@ def tree(root: Path) -> dict[str, str]:
     }
 
 
-@pytest.mark.parametrize("pkg", ["ownmain", "ownmainx"])
+@pytest.mark.parametrize("pkg", ["ownmain", "ownmainx", "ownmainret"])
 def test_package_with_its_own_testmain(pkg: str, tmp_path: Path) -> None:
     before = tree(RUNNER)
     r = run(str(RUNNER / pkg), "local", tmp_path)
