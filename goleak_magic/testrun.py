@@ -25,6 +25,7 @@ leaked    goroutines in the snapshot that are the package's own: the runtime's, 
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import re
 import select
@@ -105,8 +106,13 @@ def build_tests(
     package: str, out_dir: Path, *, go: str, env: dict[str, str] | None = None
 ) -> build.Built:
     """``go test -c`` of ``package`` (a directory or example:NAME) with the agent and our
-    TestMain; see ``build.build``."""
-    return build.build(package, out_dir, go=go, test=True, env=env, agent=True)
+    TestMain; see ``build.build``. The binary's name is stable per package and toolchain,
+    so running the same package's tests again in ``out_dir`` does not link again."""
+    where = build.resolve(package, test=True)[1]
+    toolchain = {**os.environ, **(env or {})}.get("GOTOOLCHAIN", "")
+    key = hashlib.sha256(f"{where}\0{toolchain}".encode()).hexdigest()[:12]
+    name = f"{where.name}-{key}.test"
+    return build.build(package, out_dir, go=go, test=True, env=env, agent=True, name=name)
 
 
 def list_tests(binary: Path, regex: str = ".", env: dict[str, str] | None = None) -> list[str]:
@@ -167,7 +173,8 @@ def run_tests(
         )
     args = Args(count, cpu, timeout)
     pkg_dir = build.resolve(package, test=True)[1]  # go test runs tests in their directory
-    pool = _Pool(built.binary, pkg_dir, workdir, args, env, jobs or os.cpu_count() or 1)
+    runs = Path(tempfile.mkdtemp(prefix="tests-", dir=workdir))  # this call's outputs
+    pool = _Pool(built.binary, pkg_dir, runs, args, env, jobs or os.cpu_count() or 1)
     results = pool.run(wanted, progress)
     return TestRun(package, built.binary, built.go_version, results)
 
