@@ -123,10 +123,11 @@ def tree(root: Path) -> dict[str, str]:
     }
 
 
+@pytest.mark.parametrize("chain", TOOLCHAINS)
 @pytest.mark.parametrize("pkg", ["ownmain", "ownmainx", "ownmainret"])
-def test_package_with_its_own_testmain(pkg: str, tmp_path: Path) -> None:
+def test_package_with_its_own_testmain(pkg: str, chain: str, tmp_path: Path) -> None:
     before = tree(RUNNER)
-    r = run(str(RUNNER / pkg), "local", tmp_path)
+    r = run(str(RUNNER / pkg), chain, tmp_path)
     assert tree(RUNNER) == before  # wrapped through the overlay, nothing written there
     leaky = next(x for x in r.results if x.row["leaked"])
     assert leaky.outcome == "pass" and leaky.row["leaked"] == 1
