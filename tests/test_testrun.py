@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from goleak_magic import build, tables, testrun
+from goleak_magic.agent import testmain
 from goleak_magic.errors import GoleakError
 
 from .conftest import GO127
@@ -169,3 +170,21 @@ def test_bad_input_says_what_to_do(tmp_path: Path) -> None:
         run(str(RUNNER / "dying"), "local", tmp_path / "c", cpu="four")
     with pytest.raises(GoleakError, match="no shipped test example"):
         run("example:nosuch", "local", tmp_path / "d")
+
+
+def test_wrap_rules_keep_every_line_in_place() -> None:
+    src = (
+        'package p\n\nimport (\n\tx "os"\n\t"testing"\n)\n\n'
+        "func TestMain(m *testing.M) {\n\tx.Exit(m.Run())\n}\n"
+    )
+    out = testmain.wrap(src)
+    assert out is not None
+    lines, orig = out.splitlines(), src.splitlines()
+    assert lines[7] == "func goleakMagicUserTestMain(m *testing.M) {"
+    assert lines[8] == "\tgoleakMagicTestExit(m.Run())"  # through the file's name for "os"
+    assert lines[: len(orig)][9:] == orig[9:] and len(lines) > len(orig)
+    assert "var _ = x.Exit" in out  # the import stays used
+    # A dot-imported os cannot be told apart from the package's own Exit: left alone.
+    dot = src.replace('x "os"', '. "os"').replace("x.Exit", "Exit")
+    assert "\tExit(m.Run())" in str(testmain.wrap(dot))
+    assert testmain.wrap("package p\n\nfunc TestX(t *testing.T) {}\n") is None
