@@ -39,8 +39,9 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.fleet_support
 
+from goleak_magic.dumps.model import to_frame
+from goleak_magic.dumps.text import parse_dump
 from goleak_magic.fleet import snapshot_fleet
-from goleak_magic.goroutines import parse_dump, to_frame
 from tests.fleet_support import Instance, build_fleetservice
 
 

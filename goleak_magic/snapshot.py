@@ -15,7 +15,7 @@ Snapshots that come from the end of a program rather than from a request (``add`
 
 exit    the goroutine dump a dying program printed on stderr (test timeout, deadlock,
         panic with GOTRACEBACK=all, SIGQUIT)
-testmain  the final snapshot the injected TestMain hands over once the tests returned
+final   the snapshot the injected TestMain hands over once the tests returned
 file    a dump read from a file (a CI log, a crash file: ``Session.load_dump``)
 
 ``Snapshot.end`` says how such a snapshot relates to the end (``analysis.END_KINDS``),
@@ -39,11 +39,14 @@ from typing import Any
 
 import pandas as pd
 
-from . import goroutines as gparse
 from . import tables
 from .agent import AgentClient
 from .delve import server as dlv_server
+from .dumps.delve import from_delve
 from .dumps.dumpfile import PLAIN, Dump
+from .dumps.leakprofile import parse_leak_profile
+from .dumps.model import to_frame
+from .dumps.text import DumpParser
 from .errors import GoleakError
 from .record import Record
 from .tools import find_dlv
@@ -185,7 +188,7 @@ def _record(target: Record, taken: _Taken, when: pd.Timestamp, took: float) -> S
     snaps = target.snapshots
     snap_id = (snaps[-1]["id"] if snaps else 0) + 1
     if taken.cols is not None:
-        df = gparse.to_frame(taken.cols, snapshot=snap_id, time=when, source=taken.source)
+        df = to_frame(taken.cols, snapshot=snap_id, time=when, source=taken.source)
         target.tables["goroutines"].add(df)  # type: ignore[union-attr]
     else:
         df = tables.empty("goroutines")
@@ -282,7 +285,7 @@ def _from_agent(
             "--url URL) or source='delve' (--source delve)."
         )
     _require_alive(target)
-    parser = gparse.DumpParser(stacks=stacks, progress=progress)
+    parser = DumpParser(stacks=stacks, progress=progress)
     try:
         resp = AgentClient(sock).open("/goleak/dump?leak=1", TIMEOUT_S)
     except (FileNotFoundError, ConnectionRefusedError) as e:
@@ -301,7 +304,7 @@ def _from_agent(
     return _finish(parser, "agent", leak, paused, target)
 
 
-def _stream(resp: http.client.HTTPResponse, parser: gparse.DumpParser, target: Record) -> None:
+def _stream(resp: http.client.HTTPResponse, parser: DumpParser, target: Record) -> None:
     try:
         while chunk := resp.read(READ_CHUNK):
             parser.feed(chunk)
@@ -312,7 +315,7 @@ def _stream(resp: http.client.HTTPResponse, parser: gparse.DumpParser, target: R
 
 
 def _finish(
-    parser: gparse.DumpParser, source: str, leak: bool, paused: float | None, target: Record
+    parser: DumpParser, source: str, leak: bool, paused: float | None, target: Record
 ) -> _Taken:
     cols = parser.finish()
     if parser.count == 0:
@@ -383,7 +386,7 @@ def _from_pprof(
         except urllib.error.HTTPError as e2:
             raise _http_error(base, e2) from e2
     paused = time.monotonic() - t0  # the world is stopped until the dump starts flowing
-    parser = gparse.DumpParser(stacks=stacks, progress=progress)
+    parser = DumpParser(stacks=stacks, progress=progress)
     with resp:
         _stream(resp, parser, target)
     taken = _finish(parser, "pprof", leak, paused, target)
@@ -455,7 +458,7 @@ def _from_delve(
         raise
     if progress is not None:
         progress(len(gs), 0)
-    cols = gparse.from_delve(gs, reasons, frames)
+    cols = from_delve(gs, reasons, frames)
     return _Taken(cols, "delve", leak, paused, notes=notes)
 
 
@@ -472,7 +475,7 @@ def _leak_detection(target: Record, url: str | None) -> tuple[bool, int | None]:
         else:
             return False, None
         with resp:
-            total, _ = gparse.parse_leak_profile(resp.read().decode("utf-8", "replace"))
+            total, _ = parse_leak_profile(resp.read().decode("utf-8", "replace"))
     except (OSError, GoleakError, http.client.HTTPException, urllib.error.URLError):
         return False, None
     return True, total
