@@ -18,11 +18,17 @@ __version__ = "0.1.0"
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    from .magics import GoleakMagics
+    from .magics import GoleakMagics, sub_help
 
     ipython.register_magics(GoleakMagics(shell=ipython))
+    if sub_help not in ipython.input_transformers_cleanup:
+        ipython.input_transformers_cleanup.append(sub_help)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
+    from .magics import sub_help
+
+    if sub_help in ipython.input_transformers_cleanup:
+        ipython.input_transformers_cleanup.remove(sub_help)
     # Targets, debuggers and agents die with the extension, as with the kernel.
     session().stop_all()

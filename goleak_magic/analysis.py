@@ -59,6 +59,7 @@ import numpy as np
 import pandas as pd
 
 from . import tables
+from .dumps.filters import HARNESS_FILE_RE
 from .errors import GoleakError
 
 EPISODE_COLUMNS = ["start", "end", "start_count", "peak_count", "rise", "per_s", "kind"]
@@ -129,14 +130,16 @@ MAX_SLOPE_POINTS = 64  # Theil-Sen over at most this many snapshots (evenly pick
 NO_SITE = "(no creator: main or runtime)"
 HANG_MINUTES = 1  # a hang: every goroutine blocked this long, by the runtime's count
 MAX_CYCLE_LINES = 20  # goroutines of a deadlock named in the report
+MAX_GOIDS = 5  # goroutine ids shown per place in a report's "blocked at the end" lines
 
 # How a snapshot relates to the end of the program (Snapshot.end): the tests had
 # returned (the injected TestMain), or the dump a dying program printed.
-END_KINDS = ("test-end", "timeout", "deadlock", "panic", "sigquit", "exit")
-LEFT_BEHIND_ENDS = frozenset(["test-end", "timeout"])
+TEST_END = "test-end"
+END_KINDS = (TEST_END, "timeout", "deadlock", "panic", "sigquit")
+LEFT_BEHIND_ENDS = frozenset([TEST_END, "timeout"])
 WHY = {
     "proven": "proven leaked by the GC",
-    "test-end": "left blocked after the tests returned",
+    TEST_END: "left blocked after the tests returned",
     "timeout": "blocked when the test timed out",
     "deadlock": "deadlock: every goroutine is blocked on another",
     "growth": "grows and keeps what it adds",
@@ -189,9 +192,15 @@ def waiting_on_goroutine(g: pd.DataFrame) -> pd.Series:
     return g["status"].isin(["waiting", "leaked"]) & reason.str.contains(_ON_GOROUTINE_RE)
 
 
+def own_code(g: pd.DataFrame) -> pd.Series:
+    """Rows whose innermost frame outside GOROOT is the program's, not the test harness's
+    (``dumps.filters.harness_file``: the generated test main, the injected TestMain)."""
+    return g["user_top"].notna() & ~g["user_top"].fillna("").str.contains(HARNESS_FILE_RE)
+
+
 def blocked_on_goroutine(g: pd.DataFrame) -> pd.Series:
-    """...and in the program's own code (a frame outside GOROOT)."""
-    return waiting_on_goroutine(g) & g["user_top"].notna()
+    """...and in the program's own code."""
+    return waiting_on_goroutine(g) & own_code(g)
 
 
 def stuck(g: pd.DataFrame, ends: Mapping[int, str] | None = None) -> pd.DataFrame:
@@ -204,7 +213,7 @@ def stuck(g: pd.DataFrame, ends: Mapping[int, str] | None = None) -> pd.DataFram
         g = g.assign(site=goroutine_sites(g))
     last_id = int(g["snapshot"].max())
     last = g[g["snapshot"] == last_id]
-    own = last[last["user_top"].notna()]
+    own = last[own_code(last)]
     end = (ends or {}).get(last_id)
     if end == "deadlock":
         return own[blocked_on_goroutine(own)]
@@ -218,6 +227,26 @@ def stuck(g: pd.DataFrame, ends: Mapping[int, str] | None = None) -> pd.DataFram
     if not (own["wait_minutes"].fillna(0) >= HANG_MINUTES).all():
         return own.iloc[:0]
     return own
+
+
+def blocked_at_end(g: pd.DataFrame, ends: Mapping[int, str] | None = None) -> pd.DataFrame:
+    """When the last snapshot was taken at the program's end (``ends``): its goroutines
+    blocked on another goroutine in the program's own code, grouped by where they block
+    and their ``go`` statement (site, blocked_at, count, goids: a few ids), most first;
+    empty otherwise. What a report names after a dying program's dump."""
+    cols = ["site", "blocked_at", "count", "goids"]
+    if not len(g) or int(g["snapshot"].max()) not in (ends or {}):
+        return pd.DataFrame(columns=cols)
+    last = g[g["snapshot"] == g["snapshot"].max()]
+    last = last[blocked_on_goroutine(last)]
+    last = last.assign(
+        site=goroutine_sites(last).fillna(NO_SITE),
+        blocked_at=last["wait_reason"] + " at " + last["user_top"],
+    )
+    out = last.groupby(["site", "blocked_at"], sort=False)["goid"].agg(
+        count="size", goids=lambda x: tuple(x.head(MAX_GOIDS))
+    )
+    return out.reset_index().sort_values("count", ascending=False, ignore_index=True)
 
 
 def suspects(
@@ -441,6 +470,7 @@ class Report:
     suspects: pd.DataFrame
     snapshots: list[dict[str, Any]]
     stuck: pd.DataFrame | None = None  # a deadlock's goroutines (``stuck``), if any
+    blocked: pd.DataFrame | None = None  # blocked at the program's end (``blocked_at_end``)
 
     @property
     def top(self) -> pd.Series | None:
@@ -461,6 +491,22 @@ class Report:
             lines.append(f"... and {len(self.stuck) - MAX_CYCLE_LINES:,} more")
         return lines
 
+    def _blocked(self) -> list[str]:
+        """Where the goroutines of the program's own code were blocked as it ended."""
+        if self.blocked is None or not len(self.blocked):
+            return []
+        b = self.blocked
+        total = int(b["count"].sum())
+        lines = [f"blocked in the program's own code at the end: {total:,} goroutine(s)"]
+        for r in b.head(MAX_CYCLE_LINES).itertuples():
+            ids = ", ".join(str(i) for i in r.goids) + (", ..." if r.count > len(r.goids) else "")
+            reason, _, frame = str(r.blocked_at).partition(" at ")
+            lines.append(
+                f"    {r.count:,} in {reason} at {short_loc(frame)}, started at "
+                f"{short_loc(r.site)} (goroutine {ids})"
+            )
+        return lines
+
     def _lines(self) -> tuple[str, list[str], list[str], tuple[str, ...]]:
         snaps = self.snapshots
         sources = ", ".join(dict.fromkeys(str(x["source"]) for x in snaps)) or "none"
@@ -470,14 +516,21 @@ class Report:
             span = f" over {_span((t1 - t0).total_seconds() / 60)}"
         basis = f"{len(snaps)} snapshot(s){span} via {sources}"
         top = self.top
+        last = snaps[-1] if snaps else {}
+        said = [f"as it ended: {n}" for n in last.get("notes", [])] if last.get("end") else []
         if top is None:
             verdict = (
                 f"No leak suspect in {self.target}: nothing proven leaked, left blocked "
                 f"or deadlocked, and no creation site scores {SUSPECT_THRESHOLD:g} or more "
                 f"({basis})."
             )
-            return verdict, [], [], ()
+            return verdict, [*said, *self._blocked()], [], ()
         cycle = self._cycle()
+        started = (
+            f"a test's own goroutine ({short_loc(top['site'])})"
+            if str(top["site"]).startswith("testing.")
+            else f"goroutines started at {short_loc(top['site'])}"
+        )
         if top["why"] == WHY["deadlock"] and cycle:
             verdict = (
                 f"Deadlock in {self.target}: {len(self.stuck):,} goroutine(s) blocked on "
@@ -486,15 +539,12 @@ class Report:
             )
         else:
             verdict = (
-                f"Leak suspect in {self.target}: goroutines started at "
-                f"{short_loc(top['site'])}, blocked in {top['blocked_at']}, "
+                f"Leak suspect in {self.target}: {started}, blocked in {top['blocked_at']}, "
                 f"{top['why']} ({basis})."
             )
-        last = snaps[-1] if snaps else {}
-        said = [f"as it ended: {n}" for n in last.get("notes", [])] if last.get("end") else []
         numbers = [
             *said,
-            *cycle,
+            *(cycle or self._blocked()),
             f"site: {top['site']}",
             f"evidence: {top['evidence']}",
             f"alive {top['alive']:,}; growth {_rate(top['growth_per_min'])}; "

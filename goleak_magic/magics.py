@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import shlex
 import sys
 import time
@@ -14,6 +15,7 @@ from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from traitlets import Float, Int, TraitError, Unicode, validate
 
+from . import testrun
 from .errors import GoleakError
 from .session import Session, session
 from .settings import Settings
@@ -30,6 +32,16 @@ def _usage_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise UsageError(str(e)) from None
 
     return wrapper
+
+
+_SUB_HELP_RE = re.compile(r"^(\s*%goleak\s+\w+)\s*\?\??\s*$")
+
+
+def sub_help(lines: list[str]) -> list[str]:
+    """An input transformer: ``%goleak SUB?`` asks for that subcommand's help (IPython
+    would look up a Python object named SUB)."""
+    return [_SUB_HELP_RE.sub(r"\1 --help", ln.rstrip("\n")) + "\n" * ln.endswith("\n")
+            for ln in lines]  # fmt: skip
 
 
 def _var_name(text: str) -> str:
@@ -100,6 +112,25 @@ class _Progress:
                   file=sys.stderr, flush=True)  # fmt: skip
 
     def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._shown:
+            print(file=sys.stderr, flush=True)
+
+
+class _TestProgress:
+    """One stderr line: tests done of all, and the last one's outcome."""
+
+    def __init__(self) -> None:
+        self._shown = False
+
+    def __call__(self, done: int, total: int, result: Any) -> None:
+        self._shown = True
+        print(f"\r{done}/{total} tests; {result.test}: {result.outcome}" + " " * 20, end="",
+              file=sys.stderr, flush=True)  # fmt: skip
+
+    def __enter__(self) -> _TestProgress:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -431,13 +462,19 @@ class GoleakMagics(Magics):
         %goleak suspects N [-o VAR]
         %goleak report N [--html FILE]
         %goleak save N FILE | %goleak load FILE
+        %goleak tests DIR [-run REGEX] [--count N] [--cpu LIST] [--timeout S] [-o VAR]
         %goleak status
+
+        ``%goleak SUB?`` (or ``%goleak SUB --help``) shows a subcommand's full help.
         """
         sub, *argv = _argv(line) or [""]
         handler = getattr(self, f"_goleak_{sub}", None) if sub else None
         if handler is None:
             subs = sorted(n.removeprefix("_goleak_") for n in dir(self) if n.startswith("_goleak_"))
             raise GoleakError(f"say what to show: %goleak {' | '.join(subs)} (see %goleak?).")
+        if argv in (["--help"], ["-h"]):
+            print(handler.__doc__)
+            return None
         return handler(argv)
 
     # Each %goleak subcommand is a method named _goleak_<sub>(argv: list[str]).
@@ -459,6 +496,43 @@ class GoleakMagics(Magics):
         with fewer than 3 snapshots gets 3 first, 1 s apart."""
         a = _parse(self._goleak_suspects, argv)
         return self._out(a.var, self.session.suspects(a.target))
+
+    @magic_arguments(name="goleak tests")
+    @argument("package", help="the package directory whose tests to run (or example:NAME)")
+    @argument(
+        "-run",
+        "--run",
+        dest="run",
+        default=".",
+        metavar="REGEX",
+        help="run the tests matching REGEX (go test's -run; default all)",
+    )
+    @argument("--count", type=int, default=1, metavar="N", help="run each test N times")
+    @argument("--cpu", metavar="LIST", help="GOMAXPROCS values to run each test with, e.g. 1,4")
+    @argument(
+        "--timeout",
+        type=float,
+        default=testrun.DEFAULT_TIMEOUT_S,
+        metavar="S",
+        help="a test still running after S seconds is hung (its dump is kept)",
+    )
+    @argument("-o", dest="var", metavar="VAR", type=_var_name,
+              help="store the table in VAR instead of showing it")  # fmt: skip
+    def _goleak_tests(self, argv: list[str]) -> Any:
+        """%goleak tests DIR [-run REGEX] [--count N] [--cpu LIST] [--timeout S] [-o VAR]:
+        goleak for a whole package, its code untouched. The test binary is built once with
+        a TestMain added by -overlay; each test runs in its own process (one per core), and
+        after it returns the goroutines it left are snapshotted (settled first, with the
+        GC's leak proof). One row per test: outcome (pass, fail, hung: past --timeout,
+        crashed), leaked (goroutines left, the runtime's and testing's own left out),
+        leaked_proven, top_site (its go statement), blocked_at, evidence, and target: the
+        session's name for that test, whose snapshot every view works on
+        (%goleak report TARGET)."""
+        a = _parse(self._goleak_tests, argv)
+        with _TestProgress() as progress:
+            df = self.session.test_leaks(a.package, run=a.run, count=a.count, cpu=a.cpu,
+                                         timeout=a.timeout, progress=progress)  # fmt: skip
+        return self._out(a.var, df)
 
     @magic_arguments(name="goleak report")
     @argument("target", help="name of the target (see %%golaunch --list)")

@@ -135,6 +135,11 @@ class Record:
         """The goroutines of a deadlock or hang in the last snapshot (``analysis.stuck``)."""
         return analysis.stuck(self.goroutines, self.ends)
 
+    @property
+    def blocked_at_end(self) -> pd.DataFrame:
+        """Where its own goroutines blocked as it ended (``analysis.blocked_at_end``)."""
+        return analysis.blocked_at_end(self.goroutines, self.ends)
+
     def keep_suspects(self, df: pd.DataFrame) -> None:
         """Use ``df`` as the ranking of the snapshots held now (a recording's, as saved)."""
         self._suspects = (self.tables["goroutines"].appended, df)

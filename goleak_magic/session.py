@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 from . import agent as agent_mod
-from . import analysis, creations, store
+from . import analysis, creations, store, testrun
 from . import build as build_mod
 from . import snapshot as snap
 from .delve import server as dlv
@@ -37,6 +37,10 @@ from .target import Target
 from .tools import binary_go_version, find_go
 
 _NAME_RE = re.compile(r"^[A-Za-z_][\w.-]*$")
+# How a test's snapshot relates to its end, as the suspect rule reads it (END_KINDS):
+# the final snapshot once the tests returned, or the dump of a hung or crashed binary.
+_TEST_ENDS = {"pass": analysis.TEST_END, "fail": analysis.TEST_END, "hung": "timeout",
+              "crashed": "panic"}  # fmt: skip
 
 
 class Session:
@@ -130,6 +134,7 @@ class Session:
         target.launch(
             built, args, schedtrace_ms=ms, detail=detail, ancestors=ancestors, env=env, cwd=cwd,
             dump_spool=self.workdir / f"stderr-{claimed[:48]}.dump",
+            final_snapshot=self.workdir / f"final-{claimed[:48]}.out" if test else None,
         )  # fmt: skip
         return target
 
@@ -209,6 +214,41 @@ class Session:
         with self._lock:
             self.targets[claimed] = rec
         return [snap.add_dump(rec, d, source="file", when=when) for d in dumps]
+
+    # ---- leaks in tests (goleak_magic.testrun) -------------------------------------
+    def test_leaks(
+        self,
+        package: str,
+        *,
+        run: str = ".",
+        count: int = 1,
+        cpu: str | None = None,
+        timeout: float = testrun.DEFAULT_TIMEOUT_S,
+        progress: testrun.Progress | None = None,
+    ) -> pd.DataFrame:
+        """goleak for a whole package, its code untouched: every test matching ``run``
+        in its own process; returns the ``tests`` table. Each test becomes a recorded
+        target (column ``target``) holding its final snapshot, or its exit dump when it
+        hung or crashed, so suspects, report, timeline and save work on it."""
+        done = testrun.run_tests(package, run=run, count=count, cpu=cpu, timeout=timeout,
+                                 go=find_go(self.settings.go), workdir=self.workdir,
+                                 progress=progress)  # fmt: skip
+        base = Path(build_mod.resolve(package, test=True)[1]).name
+        names = []
+        for r in done.results:
+            claimed = self._claim(None, f"{base}.{r.test}")
+            rec = Record(claimed, self.settings, state=r.outcome, kind="test",
+                         spec=f"{package} -test.run ^{r.test}$", go_version=done.go_version,
+                         exit_status=r.exit_status)  # fmt: skip
+            with self._lock:
+                self.targets[claimed] = rec
+            g = r.goroutines
+            if len(g):
+                leak = r.settle.get("profile") == "goroutineleak"
+                snap.add(rec, g, source=str(g["source"].iloc[0]), when=g["time"].iloc[0],
+                         end=_TEST_ENDS[r.outcome], leak=leak)  # fmt: skip
+            names.append(claimed)
+        return done.table().assign(target=pd.array(names, dtype="string"))
 
     # ---- views --------------------------------------------------------------------
     def timeline(self, name: str, *, live: bool = False, html: str | Path | None = None) -> Any:
@@ -349,7 +389,8 @@ class Session:
     def report(self, name: str, html: str | Path | None = None) -> Any:
         """The verdict on ``name`` (``analysis.Report``); ``html`` also writes it there."""
         target = self.get(name)
-        rep = analysis.Report(name, self.suspects(name), list(target.snapshots), target.stuck)
+        rep = analysis.Report(name, self.suspects(name), list(target.snapshots), target.stuck,
+                              target.blocked_at_end)  # fmt: skip
         if html is not None:
             try:
                 rep.save_html(str(Path(html).expanduser()))

@@ -24,8 +24,11 @@ from pathlib import Path
 import pandas as pd
 
 from . import process, snapshot
+from .agent import testmain
+from .analysis import TEST_END
 from .build import Built
 from .dumps.spool import DumpSpool
+from .dumps.text import parse_dump
 from .errors import GoleakError
 from .record import TABLE_KINDS, Record
 from .schedtrace import Parsed, SchedTraceParser
@@ -72,6 +75,7 @@ class Target(Record):
     _start_ns: int = field(default=0, init=False)  # when we started it (no earlier t0)
     _closers: list[Callable[[], None]] = field(default_factory=list, init=False)  # run at stop
     _spool: DumpSpool | None = field(default=None, init=False)  # a dying program's dump
+    _final: Path | None = field(default=None, init=False)  # where TestMain writes its snapshot
 
     # ---- launch ---------------------------------------------------------------------
     def launch(
@@ -85,11 +89,15 @@ class Target(Record):
         env: dict[str, str] | None = None,
         cwd: str | None = None,
         dump_spool: Path | None = None,
+        final_snapshot: Path | None = None,
     ) -> None:
         """Start ``built``; with ``dump_spool`` (a file path) a goroutine dump printed on
-        stderr as the program dies becomes its last snapshot (source ``exit``)."""
+        stderr as the program dies becomes its last snapshot (source ``exit``); with
+        ``final_snapshot`` (a test binary's), so does what the injected TestMain writes
+        there once the tests returned (source ``final``)."""
         self.built = built
         self._spool = DumpSpool(dump_spool) if dump_spool is not None else None
+        self._final = final_snapshot
         self.detail = detail
         self.env = dict(env or {})
         full_env = {**os.environ, **self.env}
@@ -100,6 +108,9 @@ class Target(Record):
             tracebackancestors=ancestors,
         )
         full_env["GODEBUG"] = self.godebug
+        if final_snapshot is not None:
+            final_snapshot.unlink(missing_ok=True)  # a forgotten namesake's
+            full_env[testmain.FINAL_ENV] = str(final_snapshot)
         self.argv = [str(built.binary), *args]
         self.go_version, self.kind, self.spec = built.go_version, built.kind, built.spec
         self._start_ns = time.time_ns()
@@ -272,8 +283,17 @@ class Target(Record):
             self._exited.set()  # waiters find the end snapshots in place
 
     def _end_snapshots(self) -> None:
-        """The goroutine dump(s) the program printed as it died, as its last snapshots."""
+        """What the tests left behind (the TestMain's final snapshot) and the goroutine
+        dump(s) the program printed as it died, as its last snapshots."""
         assert self.ended_at is not None
+        final = testmain.read_final(self._final) if self._final is not None else None
+        if final is not None:
+            cols, parser = parse_dump(final.dump)
+            when = pd.Timestamp(int(final.info["time_ns"]), unit="ns", tz="UTC")
+            leak = final.info.get("profile") == "goroutineleak"
+            snapshot.add(self, cols, source="final", when=when, end=TEST_END, leak=leak,
+                         malformed=parser.malformed,
+                         notes=["the tests had returned; what is left is theirs"])  # fmt: skip
         for d in self._spool.close() if self._spool is not None else []:
             snapshot.add_dump(self, d, source="exit", when=self.ended_at)
 

@@ -30,8 +30,18 @@ USER_RUNTIME_STARTS = frozenset(["runtime.main", "runtime.corostart", "runtime.c
 SHOWN_RUNTIME = frozenset(["runtime.runFinalizers", "runtime.runCleanups"])
 # The compiler's wrapper for `go f(args)`: a default traceback elides it.
 _GOWRAP_RE = re.compile(r"\.gowrap\d+$")
-# The generated main of a test binary: its frames are the harness's, not the program's.
+# The generated main of a test binary, and the TestMain goleak_magic injects: their
+# frames are the harness's, not the program's.
 TESTMAIN = "_testmain.go"
+HARNESS_FILE_RE = re.compile(
+    rf"(?:^|/)(?:{re.escape(TESTMAIN)}|{re.escape(agent.testmain.FILE_STEM)}\w*\.go):\d+$"
+)
+
+
+def harness_file(loc: str) -> bool:
+    """``file:line`` (or ``func file:line``) is in the test binary's generated main or in
+    the TestMain goleak_magic injects."""
+    return HARNESS_FILE_RE.search(loc) is not None
 
 
 def agent_label(labels: Mapping[str, str] | None) -> bool:
@@ -103,7 +113,7 @@ def is_testing(
         f.startswith(("testing.", "testing/")) for f in (*(f for f, _ in frames), created_by or "")
     ):
         return False
-    return all(in_goroot(loc) or loc.rsplit(":", 1)[0].endswith(TESTMAIN) for _, loc in frames)
+    return all(in_goroot(loc) or harness_file(loc) for _, loc in frames)
 
 
 def goroot_of(func: str | None, loc: str | None) -> str | None:
