@@ -224,6 +224,7 @@ class Session:
         count: int = 1,
         cpu: str | None = None,
         timeout: float = testrun.DEFAULT_TIMEOUT_S,
+        env: dict[str, str] | None = None,
         progress: testrun.Progress | None = None,
     ) -> pd.DataFrame:
         """goleak for a whole package, its code untouched: every test matching ``run``
@@ -232,7 +233,7 @@ class Session:
         hung or crashed, so suspects, report, timeline and save work on it."""
         done = testrun.run_tests(package, run=run, count=count, cpu=cpu, timeout=timeout,
                                  go=find_go(self.settings.go), workdir=self.workdir,
-                                 progress=progress)  # fmt: skip
+                                 env=env, progress=progress)  # fmt: skip
         base = Path(build_mod.resolve(package, test=True)[1]).name
         names = []
         for r in done.results:

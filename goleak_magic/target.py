@@ -161,9 +161,11 @@ class Target(Record):
             # Go prints the cause first (flag error, panic message), details after.
             lines = [ln.strip() for ln in self.log_lines(200, stream="stderr") if ln.strip()]
             said = " | ".join(lines[:3]) + (" | …" if len(lines) > 3 else "")
+            kept = f"; its goroutine dump is kept (%goleak report {self.name})" if self.ends else ""
             raise GoleakError(
                 f"{self.name} exited at once with {process.describe_status(self.exit_status)}; "
-                f"stderr: {said or '(nothing)'} — check the program and its arguments (after --)."
+                f"stderr: {said or '(nothing)'}{kept} — check the program and its arguments "
+                "(after --)."
             )
 
     # ---- attach ---------------------------------------------------------------------
