@@ -44,6 +44,7 @@ import pandas as pd
 
 from . import analysis, build, process, tables
 from .agent import testmain
+from .dumps import filters
 from .dumps.dumpfile import read_dumps
 from .dumps.model import to_frame
 from .dumps.text import parse_dump
@@ -360,7 +361,7 @@ def own_goroutines(cols: Mapping[str, Any], goroot: str | None) -> np.ndarray:
         return PurePosixPath(loc.rpartition(" ")[2].rsplit(":", 1)[0]).name
 
     def program(loc: object) -> bool:
-        if not isinstance(loc, str) or name(loc) == "_testmain.go":
+        if not isinstance(loc, str) or filters.harness_file(loc):
             return False
         return goroot is None or not loc.rpartition(" ")[2].startswith(goroot)
 
