@@ -37,11 +37,9 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.fleet_support
-
 from goleak_magic.fleet import snapshot_fleet
+from goleak_magic.fleet.local import Instance, build_fleetservice
 from goleak_magic.goroutines import parse_dump, to_frame
-from tests.fleet_support import Instance, build_fleetservice
 
 
 def goroutines(addr: str) -> int:

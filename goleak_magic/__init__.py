@@ -18,11 +18,18 @@ __version__ = "0.1.0"
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    from .magics import GoleakMagics
+    from .magics import GoleakMagics, sub_help_lines
 
     ipython.register_magics(GoleakMagics(shell=ipython))
+    cleanup = ipython.input_transformers_cleanup
+    if sub_help_lines not in cleanup:
+        cleanup.append(sub_help_lines)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
+    from .magics import sub_help_lines
+
+    if sub_help_lines in ipython.input_transformers_cleanup:
+        ipython.input_transformers_cleanup.remove(sub_help_lines)
     # Targets, debuggers and agents die with the extension, as with the kernel.
     session().stop_all()
