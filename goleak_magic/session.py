@@ -374,8 +374,8 @@ class Session:
         every request to Prometheus and the instances, and are never saved or shown."""
         if not match or not str(match).strip():
             raise GoleakError(
-                'match (--match) takes PromQL label matchers, e.g. job="api" (--match '
-                "'job=\"api\"'); {} matches every series."
+                "match (--match) takes PromQL label matchers that pick the fleet's series, "
+                """e.g. job="api" (--match 'job="api"')."""
             )
         fleet_snapshots.check_template(pprof)
         hdrs = web.resolve_headers(headers)
