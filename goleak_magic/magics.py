@@ -477,7 +477,8 @@ class GoleakMagics(Magics):
     def _goleak_suspects(self, argv: list[str]) -> Any:
         """%goleak suspects N [-o VAR]: creation sites ranked by leak evidence (score =
         goroutines the evidence says leak; a suspect scores 5 or more). A running target
-        with fewer than 3 snapshots gets 3 first, 1 s apart."""
+        with fewer than 3 snapshots gets 3 first, 1 s apart; so does a fleet (rounds), whose
+        suspects are per site across instances ("on 2 of 6 instances ...")."""
         a = _parse(self._goleak_suspects, argv)
         return self._out(a.var, self.session.suspects(a.target))
 
