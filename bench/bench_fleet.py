@@ -40,9 +40,10 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
+from goleak_magic.dumps.model import to_frame
+from goleak_magic.dumps.text import parse_dump
 from goleak_magic.fleet import snapshot_fleet
 from goleak_magic.fleet.local import Instance, build_fleetservice
-from goleak_magic.goroutines import parse_dump, to_frame
 
 
 def goroutines(addr: str) -> int:

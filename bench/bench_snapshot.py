@@ -8,7 +8,7 @@ leaked), measures:
   delve   Delve's listing of the same goroutines: halt, ``ListGoroutines`` paged, resume
           (``source="delve"``, Delve attached before each of its rounds and detached
           after; the attach time is shown apart), into the same DataFrame
-  parse   ``goroutines.parse_dump`` on the agent's N-goroutine dump, against the anchor
+  parse   ``dumps.text.parse_dump`` on the agent's N-goroutine dump, against the anchor
           of a plain Python loop over the same text's lines that only picks out each
           goroutine's id, header and creator (best of 7 each)
   worst   the same on a leakyservice dump where every goroutine has its own parent and
@@ -35,9 +35,9 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from goleak_magic import goroutines as gparse
 from goleak_magic.agent import AgentClient
 from goleak_magic.delve import server as dlv
+from goleak_magic.dumps.text import parse_dump
 from goleak_magic.session import Session
 from goleak_magic.target import Target
 
@@ -128,9 +128,9 @@ def main() -> None:
         resp = AgentClient(t.agent_socket).open("/goleak/dump", 300)
         data = resp.read()
         text = data.decode()
-        ours = best_of(lambda: gparse.parse_dump(data))
+        ours = best_of(lambda: parse_dump(data))
         anchor = best_of(lambda: naive_parse(text))
-        count = len(gparse.parse_dump(data)[0]["goid"])
+        count = len(parse_dump(data)[0]["goid"])
         print(f"parse of a {len(data) / 1e6:.1f} MB dump, {count:,} goroutines (best of 7):")
         print(f"  parse_dump {ours:.3f} s = {count / ours:,.0f} goroutines/s")
         print(f"  anchor (per-line Python loop, ids/headers/creators only) {anchor:.3f} s")
@@ -146,9 +146,9 @@ def main() -> None:
             time.sleep(0.2)
         data = AgentClient(leaky.agent_socket).open("/goleak/dump", 300).read()
         sess.stop(leaky.name)
-        cols, _ = gparse.parse_dump(data)
+        cols, _ = parse_dump(data)
         parents = pd.Series(cols["parent_goid"]).nunique()
-        ours = best_of(lambda: gparse.parse_dump(data))
+        ours = best_of(lambda: parse_dump(data))
         anchor = best_of(lambda: naive_parse(data.decode()))
         n = len(cols["goid"])
         print(f"parse of leakyservice's dump, {n:,} goroutines, {parents:,} distinct parents:")

@@ -140,10 +140,10 @@ def _add_agent(
     """The overlay and package args that compile the agent in."""
     package = _package_name(go, where, build_env) if kind == "test" else "main"
     pkg_dir = (where / pkg[0]).resolve() if kind == "example" else where
-    spec, name = agent_mod.overlay(pkg_dir, out_dir, package)
-    if kind == "file":  # a file-list build compiles only the files it names
-        pkg = [*pkg, name]
     version = parse_go_version(go_ver)
+    spec, names = agent_mod.overlay(pkg_dir, out_dir, package, version and version[0])
+    if kind == "file":  # a file-list build compiles only the files it names
+        pkg = [*pkg, *names]
     if version is not None and version[0] == 26:  # built in from Go 1.27
         experiments = [e for e in build_env.get("GOEXPERIMENT", "").split(",") if e]
         if LEAK_EXPERIMENT not in experiments:

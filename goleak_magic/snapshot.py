@@ -29,10 +29,13 @@ from typing import Any
 
 import pandas as pd
 
-from . import goroutines as gparse
 from . import tables
 from .agent import AgentClient
 from .delve import server as dlv_server
+from .dumps.delve import from_delve
+from .dumps.leakprofile import parse_leak_profile
+from .dumps.model import to_frame
+from .dumps.text import DumpParser
 from .errors import GoleakError
 from .record import Record
 from .tools import find_dlv
@@ -134,7 +137,7 @@ def take(
         snaps = target.snapshots
         snap_id = (snaps[-1]["id"] if snaps else 0) + 1
         if taken.cols is not None:
-            df = gparse.to_frame(taken.cols, snapshot=snap_id, time=when, source=taken.source)
+            df = to_frame(taken.cols, snapshot=snap_id, time=when, source=taken.source)
             target.tables["goroutines"].add(df)  # type: ignore[union-attr]
         else:
             df = tables.empty("goroutines")
@@ -229,7 +232,7 @@ def _from_agent(
             "--url URL) or source='delve' (--source delve)."
         )
     _require_alive(target)
-    parser = gparse.DumpParser(stacks=stacks, progress=progress)
+    parser = DumpParser(stacks=stacks, progress=progress)
     try:
         resp = AgentClient(sock).open("/goleak/dump?leak=1", TIMEOUT_S)
     except (FileNotFoundError, ConnectionRefusedError) as e:
@@ -248,7 +251,7 @@ def _from_agent(
     return _finish(parser, "agent", leak, paused, target)
 
 
-def _stream(resp: http.client.HTTPResponse, parser: gparse.DumpParser, target: Record) -> None:
+def _stream(resp: http.client.HTTPResponse, parser: DumpParser, target: Record) -> None:
     try:
         while chunk := resp.read(READ_CHUNK):
             parser.feed(chunk)
@@ -259,7 +262,7 @@ def _stream(resp: http.client.HTTPResponse, parser: gparse.DumpParser, target: R
 
 
 def _finish(
-    parser: gparse.DumpParser, source: str, leak: bool, paused: float | None, target: Record
+    parser: DumpParser, source: str, leak: bool, paused: float | None, target: Record
 ) -> _Taken:
     cols = parser.finish()
     if parser.count == 0:
@@ -330,7 +333,7 @@ def _from_pprof(
         except urllib.error.HTTPError as e2:
             raise _http_error(base, e2) from e2
     paused = time.monotonic() - t0  # the world is stopped until the dump starts flowing
-    parser = gparse.DumpParser(stacks=stacks, progress=progress)
+    parser = DumpParser(stacks=stacks, progress=progress)
     with resp:
         _stream(resp, parser, target)
     taken = _finish(parser, "pprof", leak, paused, target)
@@ -402,7 +405,7 @@ def _from_delve(
         raise
     if progress is not None:
         progress(len(gs), 0)
-    cols = gparse.from_delve(gs, reasons, frames)
+    cols = from_delve(gs, reasons, frames)
     return _Taken(cols, "delve", leak, paused, notes=notes)
 
 
@@ -419,7 +422,7 @@ def _leak_detection(target: Record, url: str | None) -> tuple[bool, int | None]:
         else:
             return False, None
         with resp:
-            total, _ = gparse.parse_leak_profile(resp.read().decode("utf-8", "replace"))
+            total, _ = parse_leak_profile(resp.read().decode("utf-8", "replace"))
     except (OSError, GoleakError, http.client.HTTPException, urllib.error.URLError):
         return False, None
     return True, total

@@ -15,10 +15,19 @@ sched       one row per ``SCHED`` line of ``GODEBUG=schedtrace``
             g_other             G lines whose status is none of the above (kept, not dropped)
 waits       long table, one row per (tick, wait reason) with --detail
             time, t_ms, wait_reason, count
-creations   one row per goroutine creation seen by %dlvtrace
+creations   one row per goroutine creation seen by %dlvtrace or the execution tracer
             time, seq, goid (creator), new_goid, site ("func file:line" of the go
             statement), site_func, site_file, site_line, stack (tuple of "func file:line"),
-            stack_id (interned), runtime (True for creations by the runtime itself)
+            stack_id (interned; per source), runtime (True for creations by the runtime
+            itself), source ("delve" or "trace")
+transitions one row per goroutine state change kept from an execution trace
+            (goleak_magic.exectrace): time, goid, from_state, to_state (undetermined,
+            dead, runnable, running, waiting, syscall), reason ("chan receive",
+            "sync.Mutex.Lock", ...: why it blocked; category), site (the go statement that
+            created the goroutine, NA if it predates the trace), stack_id (interned, the
+            trace's stacks: a block's is where it blocked, an unblock's is the waker's;
+            NA when none). Kept: blocks (-> waiting), unblocks (waiting ->) and ends
+            (-> dead); running<->runnable flips and syscalls only as counts per site.
 sites       one row per creation site, from the creations (goleak_magic.creations.sites)
             site, site_func, site_file, site_line, runtime, count, alive (of them still
             alive at the newest listing; NA if none), rate_per_s, first, last, stacks
@@ -104,6 +113,16 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "stack": "object",
         "stack_id": "int64",
         "runtime": "bool",
+        "source": "string",
+    },
+    "transitions": {
+        "time": TIME,
+        "goid": "int64",
+        "from_state": "category",
+        "to_state": "category",
+        "reason": "category",
+        "site": "category",
+        "stack_id": "Int64",
     },
     "sites": {
         "site": "string",

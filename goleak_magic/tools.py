@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 import re
 import shutil
@@ -108,3 +109,54 @@ def find_dlv(configured: str = "") -> str:
             f"v{DELVE_VERSION}) or set %config GoleakMagics.dlv to its path."
         )
     return exe
+
+
+TRACECV = "tracecv"  # the execution-trace converter (goleak_magic/tracecv), a Go program
+
+
+def find_tracecv(configured: str = "", go: str = "") -> str:
+    """The trace converter: %config, ``$GOLEAK_TRACECV``, this checkout's .tools/bin
+    (scripts/setup.sh builds it there), else built once from the shipped source into the
+    user's cache (keyed by the source, so an upgrade rebuilds it)."""
+    for c in (configured, os.environ.get("GOLEAK_TRACECV", "")):
+        if c:
+            exe = shutil.which(c)
+            if exe is None:
+                raise GoleakError(
+                    f"the trace converter was set to '{c}' but that is not an executable; "
+                    "fix the path (or unset it to build the shipped one)."
+                )
+            return exe
+    exe = shutil.which(TRACECV, path=str(PROJECT_BIN))
+    return exe or _build_tracecv(go or find_go())
+
+
+def _build_tracecv(go: str) -> str:
+    src = Path(__file__).resolve().parent / TRACECV
+    digest = hashlib.sha256()
+    for f in sorted(src.glob("*")):
+        if f.is_file():
+            digest.update(f.name.encode() + f.read_bytes())
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "goleak_magic"
+    exe = cache / f"{TRACECV}-{digest.hexdigest()[:16]}"
+    if exe.is_file():
+        return str(exe)
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = exe.with_name(f"{exe.name}.{os.getpid()}")
+    try:
+        out = subprocess.run(
+            [go, "build", "-o", str(tmp), "."], cwd=src, capture_output=True, text=True,
+            timeout=600,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise GoleakError(
+            f"building the trace converter failed ({e}); run scripts/setup.sh."
+        ) from e
+    if out.returncode != 0:
+        first = (out.stderr.strip().splitlines() or ["no output"])[-1]
+        raise GoleakError(
+            f"building the trace converter failed: {first}; run scripts/setup.sh (it needs "
+            "the Go module proxy for golang.org/x/exp)."
+        )
+    tmp.replace(exe)  # atomic: a concurrent build never sees half a binary
+    return str(exe)

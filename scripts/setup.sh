@@ -68,6 +68,12 @@ else
     || die "could not install Delve ${DELVE_VERSION} with 'go install'; check that the Go module proxy is reachable."
 fi
 
+# The execution-trace converter (goleak_magic/tracecv, pinned golang.org/x/exp): %gotrace
+# finds it here, else builds it into ~/.cache/goleak_magic on first use.
+say "building the trace converter into $tools"
+(cd "$here/goleak_magic/tracecv" && GOFLAGS=-buildvcs=false go build -o "$tools/tracecv" .) \
+  || die "could not build goleak_magic/tracecv; check that the Go module proxy is reachable (it fetches golang.org/x/exp)."
+
 extra=""
 [ "$want_test" = 1 ] && extra="[test]"
 say "installing the Python package${extra:+ with test extras}"

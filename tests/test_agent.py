@@ -128,7 +128,9 @@ def test_overlay_never_writes_into_the_package(tmp_path: Path) -> None:
     pkg = tmp_path / "p"
     pkg.mkdir()
     (pkg / f"{agent.FILE_STEM}.go").write_text("package main\n")
-    spec, name = agent.overlay(pkg, tmp_path, "mypkg")
-    assert name == f"{agent.FILE_STEM}2.go" and sorted(os.listdir(pkg)) == [f"{agent.FILE_STEM}.go"]
-    backing = Path(json.loads(spec.read_text())["Replace"][str(pkg / name)])
-    assert "\npackage mypkg\n" in backing.read_text()
+    spec, names = agent.overlay(pkg, tmp_path, "mypkg")
+    assert f"{agent.FILE_STEM}2.go" in names and all(n.endswith("2.go") for n in names)
+    assert sorted(os.listdir(pkg)) == [f"{agent.FILE_STEM}.go"]
+    for name in names:
+        backing = Path(json.loads(spec.read_text())["Replace"][str(pkg / name)])
+        assert "\npackage mypkg\n" in backing.read_text()

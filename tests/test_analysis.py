@@ -14,15 +14,16 @@ import pandas as pd
 import pytest
 
 from goleak_magic import GoleakError, analysis
-from goleak_magic import goroutines as gparse
+from goleak_magic.dumps.model import to_frame
+from goleak_magic.dumps.text import parse_dump
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def snapshot(version: str, n: int) -> pd.DataFrame:
     data = (FIXTURES / f"goroutineleak_debug2_go{version}.txt").read_bytes()
-    cols, _ = gparse.parse_dump(data)
-    return gparse.to_frame(cols, snapshot=n, time=pd.Timestamp(n, tz="UTC"), source="agent")
+    cols, _ = parse_dump(data)
+    return to_frame(cols, snapshot=n, time=pd.Timestamp(n, tz="UTC"), source="agent")
 
 
 @pytest.mark.parametrize("version", ["1.26.8", "1.27.3"])

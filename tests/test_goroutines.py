@@ -12,7 +12,9 @@ import pandas as pd
 import pytest
 
 from goleak_magic import GoleakError, tables
-from goleak_magic import goroutines as gparse
+from goleak_magic.dumps.leakprofile import parse_leak_profile
+from goleak_magic.dumps.model import to_frame
+from goleak_magic.dumps.text import DumpParser, parse_dump, parse_labels
 
 FIXTURES = Path(__file__).parent / "fixtures"
 VERSIONS = ["1.26.8", "1.27.3"]
@@ -50,8 +52,8 @@ def expected(text: str) -> pd.DataFrame:
 
 
 def parsed(version: str, **kw: object) -> pd.DataFrame:
-    cols, _ = gparse.parse_dump(dump(version), **kw)  # type: ignore[arg-type]
-    return gparse.to_frame(cols, snapshot=1, time=pd.Timestamp.now(tz="UTC"), source="agent")
+    cols, _ = parse_dump(dump(version), **kw)  # type: ignore[arg-type]
+    return to_frame(cols, snapshot=1, time=pd.Timestamp.now(tz="UTC"), source="agent")
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -167,15 +169,15 @@ def test_labels_of_both_forms() -> None:
 @pytest.mark.parametrize("version", VERSIONS)
 def test_streaming_in_small_chunks_equals_whole(version: str) -> None:
     data = dump(version)
-    p = gparse.DumpParser(stacks=True)
+    p = DumpParser(stacks=True)
     seen = []
     p.progress = lambda n, b: seen.append((n, b))
     for i in range(0, len(data), 777):
         p.feed(data[i : i + 777])
     cols = p.finish()
-    chunked = gparse.to_frame(cols, snapshot=1, time=pd.Timestamp(0, tz="UTC"), source="x")
-    whole, _ = gparse.parse_dump(data, stacks=True)
-    expect = gparse.to_frame(whole, snapshot=1, time=pd.Timestamp(0, tz="UTC"), source="x")
+    chunked = to_frame(cols, snapshot=1, time=pd.Timestamp(0, tz="UTC"), source="x")
+    whole, _ = parse_dump(data, stacks=True)
+    expect = to_frame(whole, snapshot=1, time=pd.Timestamp(0, tz="UTC"), source="x")
     pd.testing.assert_frame_equal(chunked, expect)
     assert seen[-1][1] == len(data)
     assert [n for n, _ in seen] == sorted(n for n, _ in seen)
@@ -186,11 +188,11 @@ def test_truncated_dump_keeps_the_whole_blocks(version: str) -> None:
     data = dump(version)
     text = data.decode()
     cut = text.index(".go:", len(text) // 2) + 2  # mid-line, inside some block
-    cols, p = gparse.parse_dump(data[:cut])
+    cols, p = parse_dump(data[:cut])
     assert p.malformed == 1
-    whole, _ = gparse.parse_dump(text[:cut].rsplit("\n\n", 1)[0] + "\n")
+    whole, _ = parse_dump(text[:cut].rsplit("\n\n", 1)[0] + "\n")
     assert list(cols["goid"]) == list(whole["goid"]) and len(cols["goid"]) > 3
-    full, _ = gparse.parse_dump(data)
+    full, _ = parse_dump(data)
     assert set(cols["goid"]) < set(full["goid"])
 
 
@@ -199,8 +201,8 @@ def test_garbled_header_is_skipped_and_counted() -> None:
     first = text.index("\n\ngoroutine ") + 2
     end = text.index("\n", first)
     garbled = text[:first] + text[first:end].replace("[", "<", 1) + text[end:]
-    cols, p = gparse.parse_dump(garbled)
-    full, _ = gparse.parse_dump(text)
+    cols, p = parse_dump(garbled)
+    full, _ = parse_dump(text)
     assert p.malformed == 1
     assert len(cols["goid"]) == len(full["goid"]) - 1
 
@@ -208,13 +210,13 @@ def test_garbled_header_is_skipped_and_counted() -> None:
 @pytest.mark.parametrize("bad", [b"", b"hello world\n", b"<html>404 page not found</html>"])
 def test_not_a_dump(bad: bytes) -> None:
     with pytest.raises(GoleakError, match="no goroutine dump"):
-        gparse.parse_dump(bad)
+        parse_dump(bad)
 
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_leak_profile(version: str) -> None:
     text = (FIXTURES / f"goroutineleak_debug1_go{version}.txt").read_text()
-    total, records = gparse.parse_leak_profile(text)
+    total, records = parse_leak_profile(text)
     assert total == int(text.splitlines()[0].rsplit(" ", 1)[1])
     assert sum(r.count for r in records) == total
     assert len(records) == text.count(" @")
@@ -232,9 +234,9 @@ def test_leak_profile(version: str) -> None:
 
 def test_leak_profile_rejects_other_text() -> None:
     with pytest.raises(GoleakError, match="not a goroutineleak profile"):
-        gparse.parse_leak_profile(dump("1.27.3").decode())
+        parse_leak_profile(dump("1.27.3").decode())
 
 
 def test_parse_labels_unquotes_go_strings() -> None:
-    assert gparse.parse_labels('"a\\"b": "c\\\\d", "e": "\\u00e9"') == {'a"b': "c\\d", "e": "é"}
-    assert gparse.parse_labels("k: v, x.y/z: w_1") == {"k": "v", "x.y/z": "w_1"}
+    assert parse_labels('"a\\"b": "c\\\\d", "e": "\\u00e9"') == {'a"b': "c\\d", "e": "é"}
+    assert parse_labels("k: v, x.y/z: w_1") == {"k": "v", "x.y/z": "w_1"}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import socket
 from importlib import resources
 from pathlib import Path
@@ -21,26 +22,50 @@ SOURCE_NAME = "goleak_magic_agent.go"
 FILE_STEM = "zz_goleak_magic_agent"
 
 
-def source(package: str = "main") -> str:
-    """The agent's Go source, for a package named ``package``."""
-    text = (resources.files(__name__) / SOURCE_NAME).read_text()
+def source_names(go_minor: int | None = None) -> list[str]:
+    """The agent's Go files: every ``.go`` file of this directory but tests, and with
+    ``go_minor`` only those whose ``//go:build go1.N`` / ``!go1.N`` line admits Go
+    1.``go_minor`` (a build that lists its files, ``go build a.go b.go``, ignores build
+    constraints)."""
+    names = (f.name for f in resources.files(__name__).iterdir())
+    found = sorted(n for n in names if n.endswith(".go") and not n.endswith("_test.go"))
+    return [n for n in found if go_minor is None or _admits(n, go_minor)]
+
+
+def _admits(name: str, go_minor: int) -> bool:
+    m = re.search(r"^//go:build (!?)go1\.(\d+)$", source("main", name), re.MULTILINE)
+    return m is None or (go_minor >= int(m.group(2))) != bool(m.group(1))
+
+
+def source(package: str = "main", name: str = SOURCE_NAME) -> str:
+    """One agent Go file's source, for a package named ``package``."""
+    text = (resources.files(__name__) / name).read_text()
     return text.replace("\npackage main\n", f"\npackage {package}\n", 1)
 
 
-def overlay(pkg_dir: Path, out_dir: Path, package: str = "main") -> tuple[Path, str]:
-    """Write the agent and an overlay that places it in ``pkg_dir``.
+def overlay(
+    pkg_dir: Path, out_dir: Path, package: str = "main", go_minor: int | None = None
+) -> tuple[Path, list[str]]:
+    """Write the agent and an overlay that places its files (those for Go 1.``go_minor``;
+    None: all) in ``pkg_dir``.
 
-    Returns (overlay JSON path, the file name the build sees in ``pkg_dir``). The name
-    is one that does not exist there, so no user file is shadowed.
+    Returns (overlay JSON path, the file names the build sees in ``pkg_dir``). The names
+    are ones that do not exist there, so no user file is shadowed.
     """
-    name, i = f"{FILE_STEM}.go", 2
-    while (pkg_dir / name).exists():
-        name, i = f"{FILE_STEM}{i}.go", i + 1
-    backing = out_dir / f"agent-{package}.go"
-    backing.write_text(source(package))
+    sources = source_names(go_minor)
+    stems = ["zz_" + n.removesuffix(".go") for n in sources]  # zz_: FILE_STEM
+    suffix, i = "", 2
+    while any((pkg_dir / f"{stem}{suffix}.go").exists() for stem in stems):
+        suffix, i = str(i), i + 1
+    replace, names = {}, []
+    for src, stem in zip(sources, stems, strict=True):
+        backing = out_dir / f"agent-{package}-{src}"
+        backing.write_text(source(package, src))
+        names.append(f"{stem}{suffix}.go")
+        replace[str(pkg_dir / names[-1])] = str(backing)
     spec = out_dir / f"overlay-{abs(hash(str(pkg_dir)))}.json"
-    spec.write_text(json.dumps({"Replace": {str(pkg_dir / name): str(backing)}}))
-    return spec, name
+    spec.write_text(json.dumps({"Replace": replace}))
+    return spec, names
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -70,6 +95,16 @@ class AgentClient:
         conn = _UnixConnection(self.path, timeout)
         conn.request("GET", url_path)
         return conn.getresponse()
+
+    def stream(
+        self, url_path: str, timeout: float
+    ) -> tuple[http.client.HTTPResponse, socket.socket]:
+        """GET ``url_path`` for a reply that streams; also the socket, whose write side the
+        caller shuts to tell the agent to end the stream."""
+        conn = _UnixConnection(self.path, timeout)
+        conn.request("GET", url_path)
+        sock = conn.sock  # the response keeps it open after the connection lets go
+        return conn.getresponse(), sock  # type: ignore[return-value]
 
     def info(self, timeout: float = 5.0) -> dict[str, Any]:
         resp = self.open("/", timeout)

@@ -8,7 +8,9 @@
 // every goleakMagicAgentPoll and serves it from the timer's short-lived goroutine, so
 // runtime.NumGoroutine and goroutine-leak checks in the program's tests count only the
 // program's goroutines. That goroutine carries the pprof label goleak_magic=agent and
-// goleak_magic leaves it out of its tables. Every package-level name and import alias
+// goleak_magic leaves it out of its tables. Streaming an execution trace is the one
+// exception (goleak_magic_agent_trace.go): while it runs, two goroutines carrying the
+// same label (and runtime/trace's own writer) stream it. Every package-level name and import alias
 // starts with goleakMagic so it cannot clash with the program's identifiers.
 
 package main
@@ -74,7 +76,12 @@ func goleakMagicAgentServe() {
 // goleakMagicAgentHandle reads one request ("GET /path?query HTTP/1.1" and headers) and
 // writes one response, then closes the connection.
 func goleakMagicAgentHandle(conn *goleakMagicNet.UnixConn) {
-	defer conn.Close()
+	kept := false // a streaming reply keeps the connection past this call
+	defer func() {
+		if !kept {
+			conn.Close()
+		}
+	}()
 	conn.SetReadDeadline(goleakMagicTime.Now().Add(5 * goleakMagicTime.Second))
 	r := goleakMagicBufio.NewReader(conn)
 	line, err := r.ReadString('\n')
@@ -120,7 +127,11 @@ func goleakMagicAgentHandle(conn *goleakMagicNet.UnixConn) {
 	case "/goleak/dump":
 		goleakMagicAgentDump(conn, goleakMagicAgentParam(query, "leak") == "1")
 	default:
-		goleakMagicAgentReply(conn, 404, "text/plain", nil, []byte("not found\n"))
+		var handled bool
+		handled, kept = goleakMagicAgentTraceHandle(conn, path, query)
+		if !handled {
+			goleakMagicAgentReply(conn, 404, "text/plain", nil, []byte("not found\n"))
+		}
 	}
 }
 
@@ -160,7 +171,8 @@ func goleakMagicAgentDump(conn *goleakMagicNet.UnixConn, leak bool) {
 
 func goleakMagicAgentReply(conn *goleakMagicNet.UnixConn, code int, ctype string, extra []string, body []byte) {
 	head := "HTTP/1.1 " + goleakMagicStrconv.Itoa(code) + " " + map[int]string{
-		200: "OK", 400: "Bad Request", 404: "Not Found"}[code] + "\r\n" +
+		200: "OK", 400: "Bad Request", 404: "Not Found", 409: "Conflict",
+		501: "Not Implemented"}[code] + "\r\n" +
 		"Content-Type: " + ctype + "\r\n" +
 		"Content-Length: " + goleakMagicStrconv.Itoa(len(body)) + "\r\n" +
 		"Connection: close\r\n"

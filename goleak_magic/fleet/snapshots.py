@@ -26,8 +26,9 @@ from typing import Any
 import pandas as pd
 
 from .. import tables
+from ..dumps.model import to_frame
+from ..dumps.text import DumpParser
 from ..errors import GoleakError
-from ..goroutines import DumpParser, to_frame
 from . import web
 
 DEFAULT_TEMPLATE = "http://{instance}/debug/pprof"

@@ -1,24 +1,25 @@
-"""Parsers for goroutine dumps into the ``goroutines`` table schema (see ``tables``).
+"""The ``goroutine?debug=2`` text (what a panic prints) into ``goroutines`` columns.
 
 ``DumpParser`` reads ``goroutine?debug=2`` text (what a panic prints; also what
 ``goroutineleak?debug=2`` returns, with ``(leaked)`` on the goroutines the GC proved can
 never wake up). It is fed bytes as they arrive, so a dump of a million goroutines never
 sits in memory whole. Forms handled: headers with state, ``(leaked)``, ``(scan)``,
-``N minutes``, ``locked to thread``, ``gp=... m=...`` (GOTRACEBACK=system), pprof labels
-(Go 1.26 ``labels:{"k": "v"}`` inside the brackets, Go 1.27 ``{k: v}`` after them);
-frames ``func(args)`` + ``\\tfile:line +0xoff``; ``...N frames elided...``;
+``(durable)``, ``N minutes``, ``locked to thread``, ``synctest bubble N``, ``gp=... m=...``
+(GOTRACEBACK=system, SIGQUIT), pprof labels (Go 1.26 ``labels:{"k": "v"}`` inside the
+brackets, Go 1.27 ``{k: v}`` after them); frames ``func(args)`` + ``\\tfile:line +0xoff``
+(``fp=.. sp=.. pc=..`` after it with GOTRACEBACK=system); ``...N frames elided...``;
 ``created by F in goroutine N`` (``in goroutine`` since Go 1.21); the
 ``[originating from goroutine N]:`` blocks of ``GODEBUG=tracebackancestors`` (kept in
 ``stack``; the ancestors' ids are dropped so that identical histories intern as one).
+What GOTRACEBACK=system/crash print beyond a default dump (the runtime's goroutines, its
+internal frames, ``runtime.goexit``, ``gowrap`` wrappers) is read away (``filters``), so
+those dumps give the rows a default one gives.
 
 Speed: one regex ``split`` with a literal prefix cuts the text at the headers (ids and
 header texts come out of it), ``pandas.factorize`` interns the blocks as they are, and
 only the distinct ones are normalised — call arguments, the creator's goroutine id and
 ancestor ids taken out, in one regex pass over their joined text — and parsed. Per
 goroutine that leaves a few integer codes and no Python-level work.
-
-``parse_leak_profile`` reads the ``goroutineleak?debug=1`` profile (stacks with counts,
-no goroutine ids).
 """
 
 from __future__ import annotations
@@ -28,17 +29,17 @@ import contextlib
 import gc
 import itertools
 import re
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from . import agent, tables
-from .delve.api import G_SCAN, G_STATUS
-from .errors import GoleakError
-from .frames import frame_text
+from .. import tables
+from ..errors import GoleakError
+from ..frames import frame_text
+from . import filters
+from .model import Header, Stack
 
 # Status words the runtime prints when a goroutine is not waiting (gStatusStrings);
 # any other text in the header is a wait reason, and the goroutine is waiting.
@@ -50,51 +51,29 @@ STATUS_WORDS = frozenset(
 # Call arguments "(0xc000010000, ...)" at the end of a function line, the creator's id
 # and the ids in ancestor headers: without them, goroutines with the same history have
 # the same text.
-_ARGS_RE = re.compile(r"\([^()\n]*\)(?=\n\t)")
+_ARGS_RE = re.compile(r"\([^()\n\x00]*\)(?=\n\t)")  # never across SEP
 # " in goroutine N" ends a goroutine's own "created by" line (not its ancestors').
 IN_GOROUTINE = " in goroutine "
 _PARENT_ID_RE = re.compile(r" in goroutine (\d+)$", re.M)
 _ORIGIN_RE = re.compile(r"\[originating from goroutine \d+\]")
 ORIGIN = "[originating from goroutine]"
-_OFFSET_RE = re.compile(r" \+0x[0-9a-f]+$")
+# " +0x1d" after a location, and "fp=0x.. sp=0x.. pc=0x.." with GOTRACEBACK=system.
+_OFFSET_RE = re.compile(r"(?: \+0x[0-9a-f]+)?(?: fp=\S+ sp=\S+ pc=\S+)?$")
 # A goroutine's header: "\n\ngoroutine ID REST:\n" (the text gets a leading "\n\n").
 _HEADER_SPLIT_RE = re.compile(r"\n\ngoroutine (\d+) (.*):\n")
-SEP = "\x00"  # joins distinct blocks for one regex pass; never in a dump
+SEP = "\x00"  # joins distinct blocks for one regex pass; never in a dump (taken out)
+# The state part holds no "]" or "{" (wait reasons never do), so the labels can only
+# start at the first " labels:{": no backtracking over a long garbled header.
 _HEADER_RE = re.compile(
-    r"^(?:gp=\S+ m=\S+(?: mp=\S+)? )?\[(.*?)(?: labels:\{(.*)\})?\](?: \{(.*)\})?$"
+    r"^(?:gp=\S+ m=\S+(?: mp=\S+)? )?\[([^\]{]*?)(?: labels:\{(.*)\})?\](?: \{(.*)\})?$"
 )
 _LABEL_RE = re.compile(r'("(?:[^"\\]|\\.)*"|[^:,"\s]*): ("(?:[^"\\]|\\.)*"|[^,"]*)(?:, |$)')
 _MINUTES_RE = re.compile(r", (\d+) minutes?")
-# First path elements of standard-library packages: a frame of one of them, at
-# ".../src/<its package>/file.go", tells where GOROOT is.
-STD_ROOTS = frozenset(
-    ["runtime", "internal", "sync", "time", "net", "os", "syscall", "io", "reflect", "fmt",
-     "context", "bufio", "bytes", "strings", "strconv", "errors", "log", "crypto", "encoding",
-     "math", "sort", "unicode", "vendor"]
-)  # fmt: skip
+_BUBBLE_RE = re.compile(r", synctest bubble (\d+)")
+# Marks after the state, in the order the runtime prints them (goroutineheader); a
+# synctest wait reason may carry "(durable)" in its own name.
+_MARKS = (" (leaked)", " (scan)", " (durable)")
 CREATED_BY = "created by "
-
-
-@dataclass(frozen=True, slots=True)
-class Header:
-    status: str
-    wait_reason: str | None
-    wait_minutes: int | None
-    locked: bool
-    leaked: bool
-    labels: Mapping[str, str] | None
-    agent: bool  # carries the agent's pprof label
-
-
-@dataclass(frozen=True, slots=True)
-class Stack:
-    frames: tuple[str, ...]  # "func file:line"; markers (elided, ancestors) as printed
-    top: str | None
-    user_top: str | None  # first frame outside GOROOT (the program's own code)
-    start_func: str | None
-    created_by: str | None  # the function holding the go statement
-    created_at: str | None  # "file:line" of the go statement
-    agent: bool  # runs, or was started by, the goleak_magic agent's code
 
 
 def _unquote(s: str) -> str:
@@ -115,11 +94,13 @@ def parse_header(rest: str) -> Header | None:
         return None
     inner, labels26, labels27 = m.groups()
     parts = inner.split(", ")
-    state = parts[0]
-    leaked = state.endswith(" (leaked)")
-    for suffix in (" (durable)", " (scan)", " (leaked)"):
-        state = state.removesuffix(suffix)
+    state, marks = parts[0], set()
+    while mark := next((x for x in _MARKS if state.endswith(x)), None):
+        marks.add(mark)
+        state = state.removesuffix(mark)
+    leaked = " (leaked)" in marks
     mm = _MINUTES_RE.search(inner)
+    bubble = _BUBBLE_RE.search(inner)
     labels_text = labels26 if labels26 is not None else labels27
     labels = parse_labels(labels_text) if labels_text else None
     if state in STATUS_WORDS:
@@ -133,8 +114,21 @@ def parse_header(rest: str) -> Header | None:
         locked="locked to thread" in parts[1:],
         leaked=leaked,
         labels=labels,
-        agent=labels is not None and labels.get(agent.LABEL[0]) == agent.LABEL[1],
+        agent=filters.agent_label(labels),
+        scan=" (scan)" in marks,
+        durable=" (durable)" in marks,
+        bubble=int(bubble.group(1)) if bubble else None,
     )
+
+
+def _shown(pairs: list[tuple[str, str | None]]) -> list[tuple[str, str | None]]:
+    """The frames a default traceback prints; markers (no location) stay."""
+    first = next((i for i, (_, loc) in enumerate(pairs) if loc is not None), -1)
+    return [
+        (func, loc)
+        for i, (func, loc) in enumerate(pairs)
+        if loc is None or filters.shown(func, first=i == first)
+    ]
 
 
 def _frame_pairs(lines: list[str]) -> list[tuple[str, str | None]]:
@@ -151,32 +145,15 @@ def _frame_pairs(lines: list[str]) -> list[tuple[str, str | None]]:
     return out
 
 
-def goroot_of(func: str | None, loc: str | None) -> str | None:
-    """GOROOT's "…/src/" from one standard-library frame (None if it is not one)."""
-    if not func or not loc:
-        return None
-    pkg = func.split("/")
-    pkg[-1] = pkg[-1].split(".", 1)[0]
-    if pkg[0] not in STD_ROOTS:
-        return None
-    marker = "/src/" + "/".join(pkg) + "/"
-    at = loc.find(marker)
-    return loc[: at + len("/src/")] if at >= 0 else None
-
-
 def _goroot_in_block(block: str) -> str | None:
     lines = block.split("\n")
     for func, loc in itertools.pairwise(lines):
         if loc.startswith("\t"):
             func = func.removeprefix(CREATED_BY).split(" in goroutine ")[0]
-            found = goroot_of(func, loc[1:])
+            found = filters.goroot_of(func, loc[1:])
             if found:
                 return found
     return None
-
-
-def _is_agent_file(loc: str | None) -> bool:
-    return loc is not None and f"/{agent.FILE_STEM}" in loc
 
 
 @contextlib.contextmanager
@@ -203,10 +180,12 @@ class DumpParser:
     """Streaming ``debug=2`` parser: ``feed`` bytes, then ``finish`` for the columns.
 
     Goroutines of the goleak_magic agent (its label, its file, or started by one of its
-    goroutines) are left out. ``stacks`` keeps each goroutine's frames, interned:
-    identical stacks share one tuple. ``malformed`` counts blocks that could not be read
-    (a truncated or garbled dump); the rest are kept. Memory per goroutine is a few
-    integers, whatever the size of the dump.
+    goroutines) are left out, and so are the runtime's own, which ``GOTRACEBACK=system``
+    or ``crash`` dumps print; the frames those print and a default dump hides are left
+    out too, so such a dump gives the rows a default one would. ``stacks`` keeps each
+    goroutine's frames, interned: identical stacks share one tuple. ``malformed`` counts
+    blocks that could not be read (a truncated or garbled dump); the rest are kept.
+    Memory per goroutine is a few integers, whatever the size of the dump.
     """
 
     def __init__(
@@ -221,6 +200,8 @@ class DumpParser:
         self.bytes_read = 0
         self.malformed = 0
         self.count = 0  # goroutines read so far (the agent's included)
+        # after finish: which returned rows are the testing harness's (filters.is_testing)
+        self.testing = np.zeros(0, bool)
         self._tail = b""
         self._headers: dict[str, int] = {}
         self._bodies: dict[str, int] = {}  # normalised block text -> id
@@ -241,19 +222,25 @@ class DumpParser:
         if self.progress is not None:
             self.progress(self.count, self.bytes_read)
 
-    def finish(self) -> dict[str, Any]:
-        """Parse what is left; the columns (pandas arrays of the schema's dtypes)."""
+    def finish(self, *, cut: bool | None = None) -> dict[str, Any]:
+        """Parse what is left; the columns (pandas arrays of the schema's dtypes).
+
+        ``cut``: the last goroutine was cut off (drop it, counted in ``malformed``); by
+        default, when the text does not end with a newline.
+        """
         with _no_gc():
             if self._tail:
                 text = self._tail.decode("utf-8", "replace")
                 self._tail = b""
-                self._parse(text, whole=text.endswith("\n"))
+                self._parse(text, whole=not cut if cut is not None else text.endswith("\n"))
             if self.progress is not None:
                 self.progress(self.count, self.bytes_read)
             return self._columns()
 
     def _parse(self, text: str, whole: bool = True) -> None:
         """Blocks of ``text``; ``whole=False``: the last one was cut off, drop it."""
+        if SEP in text:  # garbage: it would split a block in two
+            text = text.replace(SEP, "\ufffd")
         parts = _HEADER_SPLIT_RE.split("\n\n" + text)
         if parts[0].strip():  # text before the first header
             self.malformed += 1
@@ -309,8 +296,10 @@ class DumpParser:
             np.array([x.agent for x in hdr], bool)[h]
             | (np.array([x.agent for x in stacks], bool)[codes])
         )
-        keep = ok & ~self._agent_goroutines(goid, parent, agent_rows)
+        system = np.array([x.system for x in stacks], bool)[codes]
+        keep = ok & ~filters.with_descendants(goid, parent, agent_rows) & ~system
         goid, parent, h, codes = goid[keep], parent[keep], h[keep], codes[keep]
+        self.testing = np.array([x.testing for x in stacks], bool)[codes]
 
         def per(values: list[Any], idx: np.ndarray, dtype: str) -> Any:
             return pd.array(values, dtype=dtype)[idx]  # indexing: several times take's speed
@@ -332,17 +321,6 @@ class DumpParser:
             "stack": tables.objects([x.frames if self.stacks else None for x in stacks])[codes],
         }
 
-    @staticmethod
-    def _agent_goroutines(goid: np.ndarray, parent: np.ndarray, own: np.ndarray) -> np.ndarray:
-        """Rows of the agent's goroutines: its own, and everything they started."""
-        ids = goid[own]
-        mask = own.copy()
-        while len(ids):
-            started = np.isin(parent, ids) & ~mask
-            ids = goid[started]
-            mask |= started
-        return mask
-
     def _stack(self, block: str) -> Stack:
         """A normalised block: frames, "created by F", its location, ancestor blocks."""
         lines = block.split("\n")
@@ -350,8 +328,12 @@ class DumpParser:
         creator = lines[at][len(CREATED_BY) :] if at < len(lines) else None
         loc_line = lines[at + 1] if at + 1 < len(lines) else ""
         created_at = _OFFSET_RE.sub("", loc_line[1:]) if loc_line.startswith("\t") else None
-        pairs = _frame_pairs(lines[:at])
-        ancestors = _frame_pairs(lines[at + 2 :])
+        printed = [(f, loc) for f, loc in _frame_pairs(lines[:at]) if loc is not None]
+        # The runtime's entry (system/crash dumps print it, and runtime.goexit below it)
+        # tells a system goroutine; its shown frames are what a default dump prints.
+        entry = next((f for f, _ in reversed(printed) if f != "runtime.goexit"), None)
+        pairs = _shown(_frame_pairs(lines[:at]))
+        ancestors = _shown(_frame_pairs(lines[at + 2 :]))
         real = [(f, loc) for f, loc in pairs if loc is not None]
         user = next((fr for fr in real if not self._in_goroot(fr[1])), None)
         frames = tuple(f if loc is None else frame_text(f, loc) for f, loc in pairs + ancestors)
@@ -362,7 +344,9 @@ class DumpParser:
             start_func=real[-1][0] if real else None,
             created_by=creator,
             created_at=created_at,
-            agent=_is_agent_file(created_at) or any(_is_agent_file(loc) for _, loc in real),
+            agent=filters.agent_code(created_at) or any(filters.agent_code(loc) for _, loc in real),
+            system=filters.is_system(entry, runs_user_code=user is not None),
+            testing=filters.is_testing(real, creator, self._in_goroot),  # type: ignore[arg-type]
         )
 
     def _in_goroot(self, loc: str) -> bool:
@@ -384,148 +368,3 @@ def parse_dump(data: bytes | str, *, stacks: bool = False) -> tuple[dict[str, An
             "output of /debug/pprof/goroutine?debug=2 or a panic's traceback."
         )
     return cols, p
-
-
-def to_frame(
-    cols: Mapping[str, Any],
-    *,
-    snapshot: int,
-    time: pd.Timestamp,
-    source: str,
-) -> pd.DataFrame:
-    """Columns from a parser (or the Delve source) as a ``goroutines`` DataFrame."""
-    df = pd.DataFrame({k: v for k, v in cols.items() if k in tables.SCHEMAS["goroutines"]})
-    df["snapshot"] = snapshot
-    df["time"] = time
-    df["source"] = source
-    return tables.conform("goroutines", df)
-
-
-# ---- Delve's goroutine list ---------------------------------------------------------------
-# Delve's status numbers (runtime._G*, named in delve.rpc); the wait reason, when waiting,
-# overrides the word. _Gdeadextra is as dead as _Gdead for a listing.
-DELVE_STATUS = {**G_STATUS, 11: "dead"}
-# Goroutines a dump leaves out (runtime.isSystemGoroutine): started at a runtime.* entry.
-USER_RUNTIME_STARTS = frozenset(["runtime.main", "runtime.corostart"])
-
-
-def is_system(start_func: str | None) -> bool:
-    return (
-        bool(start_func)
-        and start_func.startswith("runtime.")
-        and (  # type: ignore[union-attr]
-            start_func not in USER_RUNTIME_STARTS
-        )
-    )
-
-
-def _site_loc(loc: Any) -> str | None:
-    return f"{loc.file}:{loc.line}" if loc.file else None
-
-
-def _loc(loc: Any) -> str | None:
-    return frame_text(loc.function or "?", f"{loc.file}:{loc.line}") if loc.file else None
-
-
-def from_delve(
-    gs: list[Any],
-    wait_reasons: list[str],
-    stacks: Mapping[int, tuple[Any, ...]] | None = None,
-) -> dict[str, Any]:
-    """Delve ``ListGoroutines`` results (``delve.rpc.Goroutine``) as parser columns.
-
-    Like a dump, it leaves out the runtime's own goroutines and the agent's (by its
-    label, which every goroutine it starts inherits), shows the main goroutine without a
-    creator, and takes as ``top`` the innermost frame outside package runtime (a dump
-    hides those). ``stacks`` (goroutine id -> Delve locations, innermost first) fills
-    ``stack``. Delve does not say how long a goroutine has waited in minutes, nor its
-    parent's id: those stay NA. ``start_func`` is what Delve reports: the compiler's
-    ``gowrapN`` wrapper where a dump shows the wrapped function.
-    """
-    rows = [
-        g
-        for g in gs
-        if not is_system(g.start_loc.function)
-        and (g.labels or {}).get(agent.LABEL[0]) != agent.LABEL[1]
-        and not _is_agent_file(g.go_statement_loc.file)
-        and DELVE_STATUS.get(g.status & ~G_SCAN) != "dead"
-    ]
-    goroot = next(
-        filter(None, (goroot_of(x.function, x.file) for g in gs
-                      for x in (g.current_loc, g.go_statement_loc))),
-        None,
-    )  # fmt: skip
-    status = [DELVE_STATUS.get(g.status & ~G_SCAN, f"status {g.status}") for g in rows]
-    reason = [
-        wait_reasons[g.wait_reason]
-        if st in ("waiting", "leaked") and 0 < g.wait_reason < len(wait_reasons)
-        else None
-        for g, st in zip(rows, status, strict=True)
-    ]
-    tops, user_tops, frames = [], [], []
-    for g in rows:
-        locs = list(stacks.get(g.id, ())) if stacks is not None else []
-        if not locs:
-            locs = [g.current_loc, g.user_current_loc]
-        shown = [x for x in locs if x.file and not (x.function or "").startswith("runtime.")]
-        mine = [x for x in shown if goroot is None or not x.file.startswith(goroot)]
-        tops.append(_loc(shown[0]) if shown else _loc(g.current_loc))
-        user_tops.append(_loc(mine[0]) if mine else None)
-        frames.append(tuple(_loc(x) for x in locs if x.file) if stacks is not None else None)
-    main = [g.start_loc.function == "runtime.main" for g in rows]
-    return {
-        "goid": np.array([g.id for g in rows], np.int64),
-        "status": pd.array(status, dtype="string"),
-        "wait_reason": pd.array(reason, dtype="string"),
-        "wait_minutes": pd.array([None] * len(rows), dtype="Int64"),
-        "locked": np.zeros(len(rows), bool),
-        "top": pd.array(tops, dtype="string"),
-        "user_top": pd.array(user_tops, dtype="string"),
-        "created_by": pd.array(
-            [None if m else g.go_statement_loc.function for g, m in zip(rows, main, strict=True)],
-            dtype="string",
-        ),
-        "created_at": pd.array(
-            [None if m else _site_loc(g.go_statement_loc) for g, m in zip(rows, main, strict=True)],
-            dtype="string",
-        ),
-        "parent_goid": pd.array([None] * len(rows), dtype="Int64"),
-        "start_func": pd.array(
-            ["main.main" if m else g.start_loc.function for g, m in zip(rows, main, strict=True)],
-            dtype="string",
-        ),
-        "labels": tables.objects([dict(g.labels) if g.labels else None for g in rows]),
-        "leaked": np.array([st == "leaked" for st in status], bool),
-        "stack": tables.objects(frames),
-    }
-
-
-# ---- the goroutineleak?debug=1 profile ---------------------------------------------------
-@dataclass(frozen=True)
-class LeakRecord:
-    count: int
-    frames: tuple[str, ...]  # "func file:line", innermost first
-    labels: Mapping[str, str] = field(default_factory=dict)
-
-
-_LEAK_HEADER_RE = re.compile(r"^goroutineleak profile: total (\d+)$", re.M)
-_LEAK_RECORD_RE = re.compile(r"^(\d+) @[ 0-9a-fx]*\n((?:#.*\n?)*)", re.M)
-_LEAK_FRAME_RE = re.compile(r"^#\t0x[0-9a-f]+\t(\S+?)\+0x[0-9a-f]+\t+(\S.*)$", re.M)
-_LEAK_LABELS_RE = re.compile(r"^# labels: \{(.*)\}$", re.M)
-
-
-def parse_leak_profile(text: str) -> tuple[int, list[LeakRecord]]:
-    """``goroutineleak?debug=1`` → (total, records). Raises on text that is not one."""
-    m = _LEAK_HEADER_RE.search(text)
-    if m is None:
-        raise GoleakError(
-            "that text is not a goroutineleak profile (no 'goroutineleak profile: total N' "
-            "line); fetch /debug/pprof/goroutineleak?debug=1 from Go 1.26+ (built with "
-            "GOEXPERIMENT=goroutineleakprofile on 1.26)."
-        )
-    records = []
-    for count, body in _LEAK_RECORD_RE.findall(text[m.end() :]):
-        frames = tuple(frame_text(f, loc.strip()) for f, loc in _LEAK_FRAME_RE.findall(body))
-        lm = _LEAK_LABELS_RE.search(body)
-        records.append(LeakRecord(int(count), frames, parse_labels(lm.group(1)) if lm else {}))
-    return int(m.group(1)), records
