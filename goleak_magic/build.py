@@ -9,6 +9,7 @@ from importlib import resources
 from pathlib import Path
 
 from . import agent as agent_mod
+from .agent import testmain
 from .errors import GoleakError
 from .tools import binary_go_version, check_go, parse_go_version
 
@@ -21,8 +22,13 @@ def examples_dir() -> Path:
     return Path(str(resources.files("goleak_magic") / "examples"))
 
 
-def example_names() -> list[str]:
-    return sorted(p.name for p in examples_dir().iterdir() if (p / "main.go").is_file())
+def example_names(test: bool = False) -> list[str]:
+    """Shipped example programs; with ``test``, the shipped test packages."""
+    return sorted(
+        p.name
+        for p in examples_dir().iterdir()
+        if p.is_dir() and (any(p.glob("*_test.go")) if test else (p / "main.go").is_file())
+    )
 
 
 @dataclass
@@ -40,10 +46,14 @@ def resolve(spec: str, *, test: bool = False) -> tuple[str, Path, list[str]]:
     """(kind, directory to build in, package args) for a TARGET spec, or the binary path."""
     if spec.startswith(EXAMPLE_PREFIX):
         name = spec[len(EXAMPLE_PREFIX) :]
-        if name not in example_names():
+        names = example_names(test)
+        if name not in names:
+            what = "test example" if test else "example"
             raise GoleakError(
-                f"there is no shipped example '{name}'; pick one of: {', '.join(example_names())}."
+                f"there is no shipped {what} '{name}'; pick one of: {', '.join(names)}."
             )
+        if test:
+            return "test", examples_dir() / name, ["."]
         if (examples_dir() / name / "go.mod").is_file():  # an example with its own deps
             return "example", examples_dir() / name, ["."]
         return "example", examples_dir(), ["./" + name]
@@ -88,8 +98,13 @@ def build(
     overlay: Path | None = None,
     env: dict[str, str] | None = None,
     agent: bool = False,
+    name: str | None = None,
 ) -> Built:
     """Build ``spec`` into ``out_dir`` (or check an existing binary).
+
+    ``name`` is the binary's file name (default: a new one per build); the go command
+    does not link again a binary that is up to date, so a stable name makes a rebuild of
+    unchanged sources nearly free.
 
     With ``agent`` the pprof agent is added to the package through ``-overlay`` (the
     source tree is not written to), and a Go 1.26 build gets
@@ -107,8 +122,10 @@ def build(
     build_env = {**os.environ, **(env or {})}
     # the toolchain that builds (an --env GOTOOLCHAIN included) is the one checked
     go_ver = check_go(go, build_env.get("GOTOOLCHAIN", ""))
-    name = Path(pkg[0]).stem if kind in ("file", "example") else where.name
-    binary = out_dir / f"{name or 'main'}-{len(list(out_dir.iterdir()))}"
+    if name is None:
+        stem = Path(pkg[0]).stem if kind in ("file", "example") else where.name
+        name = f"{stem or 'main'}-{len(list(out_dir.iterdir()))}"
+    binary = out_dir / name
     cmd = [go, "test", "-c"] if kind == "test" else [go, "build"]
     cmd += ["-o", str(binary)]
     if agent:
@@ -116,6 +133,8 @@ def build(
         cmd.append(f"-overlay={overlay}")
     cmd += pkg
     proc = subprocess.run(cmd, cwd=where, capture_output=True, text=True, env=build_env)
+    if proc.returncode == 0 and kind == "test" and not binary.exists():
+        raise _no_tests(spec)
     if proc.returncode != 0:
         lines = [ln for ln in proc.stderr.splitlines() if ln.strip() and not ln.startswith("#")]
         more = len(lines) - COMPILER_LINES
@@ -137,11 +156,17 @@ def _add_agent(
     out_dir: Path,
     build_env: dict[str, str],
 ) -> tuple[Path, list[str]]:
-    """The overlay and package args that compile the agent in."""
-    package = _package_name(go, where, build_env) if kind == "test" else "main"
+    """The overlay and package args that compile the agent in (and, for tests, the
+    TestMain that writes the final snapshot: see goleak_magic.agent.testmain)."""
     pkg_dir = (where / pkg[0]).resolve() if kind == "example" else where
+    tests = None
+    if kind == "test":
+        tests = testmain.package_info(go, where, build_env)
+        if not tests.test_files and not tests.xtest_files:
+            raise _no_tests(str(where))
+    package = tests.name if tests is not None else "main"
     version = parse_go_version(go_ver)
-    spec, names = agent_mod.overlay(pkg_dir, out_dir, package, version and version[0])
+    spec, names = agent_mod.overlay(pkg_dir, out_dir, package, version and version[0], tests)
     if kind == "file":  # a file-list build compiles only the files it names
         pkg = [*pkg, *names]
     if version is not None and version[0] == 26:  # built in from Go 1.27
@@ -151,16 +176,5 @@ def _add_agent(
     return spec, pkg
 
 
-def _package_name(go: str, where: Path, build_env: dict[str, str]) -> str:
-    proc = subprocess.run(
-        [go, "list", "-f", "{{.Name}}", "."],
-        cwd=where,
-        capture_output=True,
-        text=True,
-        env=build_env,
-    )
-    name = proc.stdout.strip()
-    if proc.returncode != 0 or not name:
-        first = (proc.stderr.strip().splitlines() or ["no output"])[0]
-        raise GoleakError(f"go list in {where} failed: {first} — fix the package and retry.")
-    return name
+def _no_tests(spec: str) -> GoleakError:
+    return GoleakError(f"{spec} has no tests (no _test.go files); give a package that has some.")

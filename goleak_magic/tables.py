@@ -55,6 +55,16 @@ instance_series  the go_goroutines samples behind them: instance, time, goroutin
 fleet_suspects  one row per creation site some instance shows (goleak_magic.fleet)
             site, instances, of, alive, leaked_proven, growth_per_min, blocked_at, score,
             why, affected, unaffected (instance names), example_stack, evidence
+tests       one row per test of %goleak tests (goleak_magic.testrun)
+            test (its name), runs (how many times it ran: -test.count x -test.cpu
+            entries, as far as it got), outcome (pass, fail, hung: past -test.timeout,
+            crashed: the binary died), leaked (goroutines of the package's own left in
+            the final snapshot after the test returned, the runtime's, testing's and the
+            agent's left out; for hung/crashed, those blocked in the exit dump; NA when
+            the package's own TestMain left no snapshot), leaked_proven (of them, proven
+            by the GC), top_site ("created_by created_at" of the site with the most
+            proven, else most, of them), blocked_at ("wait reason at func file:line" of
+            that site), evidence (the plain-language line behind the row)
 suspects    one row per creation site
             site, alive, growth_per_min, first_seen, persisted, leaked_proven,
             blocked_at, example_stack, score, suspect (the rule in
@@ -166,6 +176,16 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "labels": "object",
         "leaked": "bool",
         "stack": "object",
+    },
+    "tests": {
+        "test": "string",
+        "runs": "int64",
+        "outcome": "string",
+        "leaked": "Int64",
+        "leaked_proven": "Int64",
+        "top_site": "string",
+        "blocked_at": "string",
+        "evidence": "string",
     },
     "suspects": {
         "site": "string",

@@ -1,8 +1,9 @@
 """The pprof agent: a Go file added to the program's package at build time.
 
 ``overlay()`` writes a ``go build -overlay`` file that makes the agent appear in the
-package directory without writing there; ``ENV`` is the variable that tells the running
-program which unix socket to serve on. ``AgentClient`` talks HTTP to that socket.
+package directory without writing there (for a test build, with the TestMain of
+``testmain``); ``ENV`` is the variable that tells the running program which unix socket
+to serve on. ``AgentClient`` talks HTTP to that socket.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from . import testmain
+from .testmain import TestPackage, overlay_files
+
 ENV = "GOLEAK_MAGIC_AGENT"
 LABEL = ("goleak_magic", "agent")  # the pprof label on the agent's own goroutines
 SOURCE_NAME = "goleak_magic_agent.go"
@@ -23,12 +27,13 @@ FILE_STEM = "zz_goleak_magic_agent"
 
 
 def source_names(go_minor: int | None = None) -> list[str]:
-    """The agent's Go files: every ``.go`` file of this directory but tests, and with
+    """The agent's Go files (``goleak_magic_agent*.go``; the TestMain's are injected by
+    ``testmain``, into tests only), and with
     ``go_minor`` only those whose ``//go:build go1.N`` / ``!go1.N`` line admits Go
     1.``go_minor`` (a build that lists its files, ``go build a.go b.go``, ignores build
     constraints)."""
     names = (f.name for f in resources.files(__name__).iterdir())
-    found = sorted(n for n in names if n.endswith(".go") and not n.endswith("_test.go"))
+    found = sorted(n for n in names if n.startswith("goleak_magic_agent") and n.endswith(".go"))
     return [n for n in found if go_minor is None or _admits(n, go_minor)]
 
 
@@ -44,13 +49,17 @@ def source(package: str = "main", name: str = SOURCE_NAME) -> str:
 
 
 def overlay(
-    pkg_dir: Path, out_dir: Path, package: str = "main", go_minor: int | None = None
+    pkg_dir: Path,
+    out_dir: Path,
+    package: str = "main",
+    go_minor: int | None = None,
+    tests: TestPackage | None = None,
 ) -> tuple[Path, list[str]]:
     """Write the agent and an overlay that places its files (those for Go 1.``go_minor``;
-    None: all) in ``pkg_dir``.
+    None: all) in ``pkg_dir``; with ``tests``, our TestMain too (see ``testmain``).
 
-    Returns (overlay JSON path, the file names the build sees in ``pkg_dir``). The names
-    are ones that do not exist there, so no user file is shadowed.
+    Returns (overlay JSON path, the agent's file names the build sees in ``pkg_dir``).
+    The names are ones that do not exist there, so no user file is shadowed.
     """
     sources = source_names(go_minor)
     stems = ["zz_" + n.removesuffix(".go") for n in sources]  # zz_: FILE_STEM
@@ -63,9 +72,22 @@ def overlay(
         backing.write_text(source(package, src))
         names.append(f"{stem}{suffix}.go")
         replace[str(pkg_dir / names[-1])] = str(backing)
+    if tests is not None:
+        test_names = (
+            _free_name(pkg_dir, testmain.FILE_STEM, "_test.go"),
+            _free_name(pkg_dir, testmain.FILE_STEM, "_linux_test.go"),
+        )
+        replace.update(overlay_files(tests, pkg_dir, out_dir, test_names))
     spec = out_dir / f"overlay-{abs(hash(str(pkg_dir)))}.json"
     spec.write_text(json.dumps({"Replace": replace}))
     return spec, names
+
+
+def _free_name(pkg_dir: Path, stem: str, suffix: str) -> str:
+    name, i = f"{stem}{suffix}", 2
+    while (pkg_dir / name).exists():
+        name, i = f"{stem}{i}{suffix}", i + 1
+    return name
 
 
 class _UnixConnection(http.client.HTTPConnection):

@@ -44,6 +44,7 @@ def from_delve(
     innermost first) fills ``stack``. Delve does not say how long a goroutine has waited
     in minutes, nor its parent's id: those stay NA. ``start_func`` is what Delve
     reports: the compiler's ``gowrapN`` wrapper where a dump shows the wrapped function.
+    ``testing`` marks the testing harness's goroutines, as the text parser does.
     """
     rows = [
         g
@@ -65,7 +66,11 @@ def from_delve(
         else None
         for g, st in zip(rows, status, strict=True)
     ]
-    tops, user_tops, frames = [], [], []
+
+    def in_goroot(loc: str) -> bool:
+        return goroot is not None and loc.startswith(goroot)
+
+    tops, user_tops, frames, testing = [], [], [], []
     for g in rows:
         locs = list(stacks.get(g.id, ())) if stacks is not None else []
         if not locs:
@@ -73,10 +78,12 @@ def from_delve(
         shown = [
             x for i, x in enumerate(locs) if x.file and filters.shown(x.function or "?", i == 0)
         ]
-        mine = [x for x in shown if goroot is None or not x.file.startswith(goroot)]
+        mine = [x for x in shown if not in_goroot(x.file)]
         tops.append(_loc(shown[0]) if shown else _loc(g.current_loc))
         user_tops.append(_loc(mine[0]) if mine else None)
         frames.append(tuple(_loc(x) for x in locs if x.file) if stacks is not None else None)
+        pairs = [(x.function or "?", f"{x.file}:{x.line}") for x in shown]
+        testing.append(filters.is_testing(pairs, g.go_statement_loc.function or None, in_goroot))
     main = [g.start_loc.function == "runtime.main" for g in rows]
     return {
         "goid": np.array([g.id for g in rows], np.int64),
@@ -102,4 +109,5 @@ def from_delve(
         "labels": tables.objects([dict(g.labels) if g.labels else None for g in rows]),
         "leaked": np.array([st == "leaked" for st in status], bool),
         "stack": tables.objects(frames),
+        "testing": np.array(testing, bool),
     }

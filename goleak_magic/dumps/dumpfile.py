@@ -70,7 +70,7 @@ class Dump:
     cols: dict[str, Any]
     """The ``goroutines`` columns, as ``text.parse_dump`` gives them."""
     parser: DumpParser
-    """Its parser: ``count`` (goroutines read), ``malformed``, ``goroot``, ``testing``."""
+    """Its parser: ``count`` (goroutines read), ``malformed``, ``goroot``."""
     end: str
     """How the program ended: ``timeout``, ``deadlock``, ``panic``, ``sigquit``, or
     ``plain`` (no message above the dump: a ``debug=2`` dump as saved)."""
@@ -92,7 +92,7 @@ class Dump:
     @property
     def harness(self) -> np.ndarray:
         """Ids of the testing harness's goroutines (``filters.is_testing``)."""
-        return np.asarray(self.cols["goid"])[self.parser.testing]
+        return np.asarray(self.cols["goid"])[self.cols["testing"]]
 
     @property
     def note(self) -> str | None:

@@ -1,8 +1,10 @@
 """What a goroutine-dump parse yields, whatever the source (dump text or Delve).
 
 A parser produces *columns*: a dict of equal-length arrays named like the
-``goroutines`` table (see ``tables.SCHEMAS``); ``to_frame`` stamps them with a snapshot
-number, time and source. ``Header`` and ``Stack`` are the two halves of one goroutine
+``goroutines`` table (see ``tables.SCHEMAS``), plus ``testing`` (bool: the row is one of
+the testing harness's goroutines, ``filters.is_testing``), which is not a table column;
+``to_frame`` keeps the table's columns and stamps them with a snapshot number, time and
+source. ``Header`` and ``Stack`` are the two halves of one goroutine
 as the text parser reads them; both are interned, so a dump of a million goroutines
 holds one of each per distinct text.
 """

@@ -200,8 +200,6 @@ class DumpParser:
         self.bytes_read = 0
         self.malformed = 0
         self.count = 0  # goroutines read so far (the agent's included)
-        # after finish: which returned rows are the testing harness's (filters.is_testing)
-        self.testing = np.zeros(0, bool)
         self._tail = b""
         self._headers: dict[str, int] = {}
         self._bodies: dict[str, int] = {}  # normalised block text -> id
@@ -299,7 +297,6 @@ class DumpParser:
         system = np.array([x.system for x in stacks], bool)[codes]
         keep = ok & ~filters.with_descendants(goid, parent, agent_rows) & ~system
         goid, parent, h, codes = goid[keep], parent[keep], h[keep], codes[keep]
-        self.testing = np.array([x.testing for x in stacks], bool)[codes]
 
         def per(values: list[Any], idx: np.ndarray, dtype: str) -> Any:
             return pd.array(values, dtype=dtype)[idx]  # indexing: several times take's speed
@@ -319,6 +316,7 @@ class DumpParser:
             "labels": tables.objects([x.labels for x in hdr])[h],
             "leaked": np.array([x.leaked for x in hdr], bool)[h],
             "stack": tables.objects([x.frames if self.stacks else None for x in stacks])[codes],
+            "testing": np.array([x.testing for x in stacks], bool)[codes],
         }
 
     def _stack(self, block: str) -> Stack:

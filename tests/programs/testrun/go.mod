@@ -1,0 +1,3 @@
+module testrun
+
+go 1.22
