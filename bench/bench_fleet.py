@@ -9,7 +9,9 @@ goroutines on a worker pool (``-idle G``, no client load), and measures:
           the rounds interleave with ``one`` so load on the machine hits both alike
   serial  N single-instance snapshots one after the other (N x the median of one), and
           the floor of a fleet snapshot in one Python process: N x the parse (dump parser
-          + DataFrame, best of 3) of one instance's dump text, fetched beforehand
+          + DataFrame, best of 3) of one instance's dump text, fetched beforehand; and the
+          Go side's floor here, where the N instances dump on the same cores as the
+          notebook: N x one dump's fetch time (best of 3) / the cores
   memory  the first fleet snapshot (after one small uncounted one): its peak memory,
           counted where it lives — Python objects and numpy arrays (tracemalloc's peak)
           plus Arrow buffers (the string columns are pyarrow-backed; the Arrow pool's
@@ -26,6 +28,7 @@ Targets (issue 12): fleet <= 3x one; peak <= 1.5x the DataFrame.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -37,12 +40,10 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests.fleet_support
-
 from goleak_magic.dumps.model import to_frame
 from goleak_magic.dumps.text import parse_dump
 from goleak_magic.fleet import snapshot_fleet
-from tests.fleet_support import Instance, build_fleetservice
+from goleak_magic.fleet.local import Instance, build_fleetservice
 
 
 def goroutines(addr: str) -> int:
@@ -123,8 +124,14 @@ def main() -> None:
                 t, n_many = timed(rows)
                 many.append(t)
             url = f"http://{fleet[0].addr}/debug/pprof/goroutineleak?debug=2"
-            with urllib.request.urlopen(url, timeout=60) as r:
-                t_parse = parse_s(r.read())
+            fetches = []
+            for _ in range(3):
+                t0 = time.perf_counter()
+                with urllib.request.urlopen(url, timeout=60) as r:
+                    dump = r.read()
+                fetches.append(time.perf_counter() - t0)
+            t_fetch = min(fetches)
+            t_parse = parse_s(dump)
         finally:
             for i in fleet:
                 i.stop()
@@ -140,6 +147,14 @@ def main() -> None:
     print(f"{n} single snapshots in a row: {serial:.3f} s  -> fleet/serial {t_many / serial:.2f}x")
     print(
         f"parse floor ({n} x {t_parse:.3f} s): {floor:.3f} s  -> fleet/floor {t_many / floor:.2f}x"
+    )
+    # The instances dump on this machine's cores too: n dumps cost n x one fetch of CPU.
+    cores = len(os.sched_getaffinity(0))
+    go_floor = n * t_fetch / cores
+    print(
+        f"Go side: one dump fetched in {t_fetch:.3f} s (best of 3); {n} of them on {cores} "
+        f"cores: {go_floor:.3f} s -> fleet/(Go floor + parse floor) "
+        f"{t_many / (go_floor + floor):.2f}x"
     )
     mib = 2**20
     print(f"DataFrame memory_usage(deep=True): {deep / mib:.1f} MiB")

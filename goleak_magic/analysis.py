@@ -286,7 +286,7 @@ def suspects(
         leaked_proven=("leaked", "sum"),
     )
     per = per.reindex(counts.index, fill_value=0)
-    block = _blocking(last)
+    block = blocking(last)
     end = (ends or {}).get(int(last_id))
     stuck_sites = stuck(g, ends)["site"].value_counts()
     left = (
@@ -338,8 +338,9 @@ def suspects(
     return out.drop(columns="_own")
 
 
-def _blocking(last: pd.DataFrame) -> dict[str, tuple[str, float, tuple[str, ...]]]:
-    """Per site: (dominant "reason at frame", its share, a stack of one such goroutine).
+def blocking(last: pd.DataFrame) -> dict[str, tuple[str, float, tuple[str, ...]]]:
+    """Per site of ``last`` (one snapshot's rows with a ``site`` column): (dominant
+    "reason at frame", its share, a stack of one such goroutine).
 
     Where the GC proved some leaked, the dominant place among those wins.
     """

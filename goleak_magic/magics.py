@@ -94,6 +94,11 @@ def _checked(proposal: Any, what: str, zero_ok: bool = False) -> Any:
     return value
 
 
+def _fleet_progress(instance: str, k: int, what: str) -> None:
+    """One line per instance per round, as its dump arrives or fails."""
+    print(f"round {k}: {instance}: {what}", file=sys.stderr, flush=True)
+
+
 class _Progress:
     """Shows a long snapshot's progress on one stderr line (a notebook redraws it)."""
 
@@ -288,6 +293,27 @@ class GoleakMagics(Magics):
     @argument("--every", type=float, metavar="S", help="a series: one snapshot every S seconds")
     @argument("--count", type=int, metavar="K", help="a series of K snapshots (in the background)")
     @argument(
+        "--fleet",
+        metavar="N",
+        help="snapshot fleet N (from %%goleak fleet): its climbing instances and a few "
+        "steady ones, in parallel; --every/--count take rounds (in the foreground)",
+    )
+    @argument(
+        "--steady",
+        type=int,
+        default=4,
+        metavar="K",
+        help="with --fleet: steady instances taken beside the climbing ones (-1: all)",
+    )
+    @argument("--pool", type=int, default=8, help="with --fleet: dumps in flight at once")
+    @argument(
+        "--timeout",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="with --fleet: per-instance connect/read timeout",
+    )
+    @argument(
         "--diff",
         nargs=2,
         type=int,
@@ -311,6 +337,8 @@ class GoleakMagics(Magics):
                      [--every S --count K] [-o VAR]
         %schedsnap [N] --diff A B
         %schedsnap --file DUMP [--name N] [--stacks] [-o VAR]
+        %schedsnap --fleet N [--every S --count K] [--steady K] [--pool P] [--timeout S]
+                   [--stacks] [-o VAR]
 
         Returns the snapshot's rows (the ``goroutines`` table); every snapshot also lands
         in ``session().targets[N].goroutines``. A series runs in the background and
@@ -320,9 +348,19 @@ class GoleakMagics(Magics):
         them are skipped, several dumps become a series, and a dying program's message
         (test timeout with the tests it caught, deadlock, panic, SIGQUIT) is kept; every
         view (%goleak suspects, report, timeline, save) works on the new target.
+
+        With --fleet, the rounds run in the foreground with one progress line per
+        instance; an instance that is down, slow or not pprof is one line and skipped.
+        Returns the fleet's new rows (``goroutines`` plus ``instance`` and ``run``).
         """  # fmt: skip
         a = _parse(self.schedsnap, _argv(line))
         s = self.session
+        if a.fleet:
+            snap = s.fleet_snapshot(a.fleet, every=a.every, count=a.count, stacks=a.stacks,
+                                    steady=None if a.steady < 0 else a.steady, pool=a.pool,
+                                    timeout=a.timeout, progress=_fleet_progress)  # fmt: skip
+            print(repr(snap))
+            return self._out(a.var, snap.goroutines)
         if a.file:
             if a.target or a.diff or a.every is not None or a.count is not None:
                 raise GoleakError("--file reads a dump into a new target: give only --name N.")
@@ -464,6 +502,8 @@ class GoleakMagics(Magics):
         %goleak save N FILE | %goleak load FILE
         %goleak tests DIR [-run REGEX] [--count N] [--cpu LIST] [--timeout S] [-o VAR]
         %goleak status
+        %goleak fleet --prometheus URL --match SELECTOR [--window 30m] [--pprof TEMPLATE]
+                      [--header 'K: V' ...] [--name N] [-o VAR]
 
         ``%goleak SUB?`` (or ``%goleak SUB --help``) shows a subcommand's full help.
         """
@@ -493,7 +533,8 @@ class GoleakMagics(Magics):
     def _goleak_suspects(self, argv: list[str]) -> Any:
         """%goleak suspects N [-o VAR]: creation sites ranked by leak evidence (score =
         goroutines the evidence says leak; a suspect scores 5 or more). A running target
-        with fewer than 3 snapshots gets 3 first, 1 s apart."""
+        with fewer than 3 snapshots gets 3 first, 1 s apart; so does a fleet (rounds), whose
+        suspects are per site across instances ("on 2 of 6 instances ...")."""
         a = _parse(self._goleak_suspects, argv)
         return self._out(a.var, self.session.suspects(a.target))
 
@@ -565,6 +606,56 @@ class GoleakMagics(Magics):
         path = self.session.save(a.target, a.file)
         print(f"saved {a.target} to {path}")
         return None
+
+    @magic_arguments(name="goleak fleet")
+    @argument(
+        "--prometheus",
+        required=True,
+        metavar="URL",
+        help="base URL of the Prometheus server that scrapes the fleet",
+    )
+    @argument(
+        "--match",
+        required=True,
+        metavar="SELECTOR",
+        help="PromQL label matchers of the fleet's go_goroutines, e.g. 'job=\"api\"'",
+    )
+    @argument("--window", default="30m", help="how far back to judge climbing (default 30m)")
+    @argument("--pprof", default="http://{instance}/debug/pprof", metavar="TEMPLATE",
+              help="each instance's pprof base URL, a template over its target labels "
+                   "(default http://{instance}/debug/pprof)")  # fmt: skip
+    @argument("--header", action="append", metavar="'K: V'",
+              help="HTTP header for Prometheus and the instances (repeatable); default: the "
+                   "lines of $GOLEAK_HEADERS. Never saved or shown.")  # fmt: skip
+    @argument("--name", help="name of the fleet in the session (default: fleet)")
+    @argument("-o", dest="var", metavar="VAR", type=_var_name,
+              help="store the instances table in VAR instead of showing it")  # fmt: skip
+    def _goleak_fleet(self, argv: list[str]) -> Any:
+        """%goleak fleet --prometheus URL --match SELECTOR [--window 30m] [--pprof TEMPLATE]
+        [--header 'K: V' ...] [--name N] [-o VAR]: which instances of a fleet climb.
+
+        Asks Prometheus (query_range of go_goroutines{SELECTOR} over --window) and returns
+        one row per instance: instance, job, goroutines (latest), growth_per_min (Theil-Sen
+        slope), rise, concordance, climbing, samples, last_seen, labels, scrape_url.
+        Climbing: the slope is positive, at least 70% of the sample pairs that differ rise,
+        and the rise over the window is at least max(10, 10% of the starting level).
+
+        The fleet lives in the session under --name like a target: then
+        %schedsnap --fleet N [--every S --count K] dumps the climbing instances and a few
+        steady ones (goroutineleak?debug=2 where served, else goroutine?debug=2),
+        %goleak suspects N ranks creation sites across instances ("on 2 of 6
+        instances..."), %goleak report N gives the verdict and the instances that do not
+        show it, %goleak timeline N draws one line per instance, %goleak save N FILE keeps
+        it. Requests go only to the Prometheus URL and the instances it lists; headers
+        (--header, else $GOLEAK_HEADERS, one 'Name: value' per line) are never saved,
+        shown or put in an error.
+        """
+        a = _parse(self._goleak_fleet, argv)
+        headers = "\n".join(a.header) if a.header else None
+        fleet = self.session.fleet(a.prometheus, a.match, window=a.window, pprof=a.pprof,
+                                   headers=headers, name=a.name)  # fmt: skip
+        print(repr(fleet))
+        return self._out(a.var, fleet.instances)
 
     @magic_arguments(name="goleak load")
     @argument("file", help="recording file written by %%goleak save")

@@ -31,6 +31,10 @@ from . import snapshot as snap
 from .delve import server as dlv
 from .dumps.dumpfile import read_dumps
 from .errors import GoleakError
+from .fleet import snapshots as fleet_snapshots
+from .fleet import web
+from .fleet.instances import query as query_fleet
+from .fleet.record import Fleet, FleetReport
 from .record import Record
 from .settings import Settings
 from .target import Target
@@ -258,6 +262,11 @@ class Session:
         from . import viz
 
         target = self.get(name)
+        if live and isinstance(target, Fleet):
+            raise GoleakError(
+                f"{name} is a fleet: its timeline is drawn from what was gathered, not live; "
+                f"drop live (--live), or take more rounds with %schedsnap --fleet {name}."
+            )
 
         def tracing() -> bool:
             handle = creations.latest(target)
@@ -376,10 +385,14 @@ class Session:
         return analysis.diff(self.get(name).goroutines, a, b)
 
     def suspects(self, name: str, *, min_snapshots: int = 3, every: float = 1.0) -> pd.DataFrame:
-        """The ranked suspects of ``name``; a running target with fewer than
+        """The ranked suspects of ``name``; a running target (or a fleet) with fewer than
         ``min_snapshots`` snapshots gets them first, ``every`` seconds apart."""
         target = self.get(name)
         have = len(target.snapshots)
+        if isinstance(target, Fleet):
+            if have < min_snapshots and target.recorded is None:
+                self.fleet_snapshot(name, every=every, count=min_snapshots - have)
+            return target.suspects
         if have < min_snapshots and target.alive:
             series = self.snapshot(name, every=every, count=min_snapshots - have)
             series.wait()
@@ -390,14 +403,102 @@ class Session:
     def report(self, name: str, html: str | Path | None = None) -> Any:
         """The verdict on ``name`` (``analysis.Report``); ``html`` also writes it there."""
         target = self.get(name)
-        rep = analysis.Report(name, self.suspects(name), list(target.snapshots), target.stuck,
-                              target.blocked_at_end)  # fmt: skip
+        rep: analysis.Report | FleetReport
+        if isinstance(target, Fleet):
+            self.suspects(name)
+            rep = target.report()
+        else:
+            rep = analysis.Report(name, self.suspects(name), list(target.snapshots),
+                                  target.stuck, target.blocked_at_end)  # fmt: skip
         if html is not None:
             try:
                 rep.save_html(str(Path(html).expanduser()))
             except OSError as e:
                 raise GoleakError(f"could not write {html}: {e.strerror}; check the path.") from e
         return rep
+
+    # ---- fleets (goleak_magic.fleet) ------------------------------------------------
+    def fleet(
+        self,
+        prometheus: str,
+        match: str,
+        *,
+        window: str | float = "30m",
+        pprof: str = fleet_snapshots.DEFAULT_TEMPLATE,
+        headers: web.Headers = None,
+        name: str | None = None,
+    ) -> Fleet:
+        """Ask Prometheus at ``prometheus`` which instances matching ``match`` (PromQL
+        label matchers, e.g. ``job="api"``) climb over ``window``; the fleet, named
+        ``name`` (default "fleet"), holds them (``.instances``, ``.series``).
+
+        ``pprof`` is each instance's pprof base URL, a template over its target labels;
+        ``headers`` (a dict or "Name: value" lines; default ``$GOLEAK_HEADERS``) go with
+        every request to Prometheus and the instances, and are never saved or shown."""
+        if not match or not str(match).strip():
+            raise GoleakError(
+                "match (--match) takes PromQL label matchers that pick the fleet's series, "
+                """e.g. job="api" (--match 'job="api"')."""
+            )
+        fleet_snapshots.check_template(pprof)
+        hdrs = web.resolve_headers(headers)
+        rows, series = query_fleet(prometheus, match, window, headers=hdrs)
+        claimed = self._claim(name, "fleet")
+        fleet = Fleet(
+            claimed,
+            self.settings,
+            spec=f"{rows.attrs['prometheus']} {rows.attrs['query']}",
+            started_at=pd.Timestamp.now(tz="UTC"),
+            prometheus=rows.attrs["prometheus"],
+            match=match,
+            window_s=rows.attrs["window_s"],
+            pprof_template=pprof,
+            instances=rows,
+            series=series,
+            headers=hdrs,
+        )
+        with self._lock:
+            self.targets[claimed] = fleet
+        return fleet
+
+    def fleet_snapshot(
+        self,
+        name: str,
+        *,
+        every: float | None = None,
+        count: int | None = None,
+        steady: int | None = fleet_snapshots.STEADY,
+        pool: int = 8,
+        timeout: float = 10.0,
+        stacks: bool = False,
+        progress: fleet_snapshots.Progress | None = None,
+    ) -> fleet_snapshots.FleetSnapshot:
+        """Goroutine snapshots of fleet ``name``'s climbing instances and ``steady`` of the
+        others (None: all), ``count`` rounds ``every`` seconds apart (default one round);
+        they land in ``targets[name].goroutines`` with an ``instance`` column. An
+        instance that fails is one line in the result's ``failures``; the rest go on."""
+        fleet = self.get(name)
+        if not isinstance(fleet, Fleet):
+            raise GoleakError(
+                f"{name} is not a fleet; query one with %goleak fleet --prometheus URL "
+                "--match SELECTOR --name NAME."
+            )
+        if fleet.recorded is not None:
+            raise GoleakError(
+                f"{name} is a loaded recording; query the fleet again with %goleak fleet to "
+                "take new snapshots."
+            )
+        if (every is None) != (count is None):
+            raise GoleakError(
+                "every (--every) and count (--count) go together, e.g. every=10, count=3 "
+                "(--every 10 --count 3)."
+            )
+        snap = fleet_snapshots.snapshot_fleet(
+            fleet.instances, fleet.pprof_template, fleet.headers, pool=pool, timeout=timeout,
+            progress=progress, rounds=count or 1, every=every or 0.0, steady=steady,
+            stacks=stacks,
+        )  # fmt: skip
+        return fleet.add(snap)
 
     def list(self) -> pd.DataFrame:
         rows = [t.summary() for t in self.targets.values()]

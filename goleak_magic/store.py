@@ -5,8 +5,8 @@
 state ``"recorded"``): every table and view (timeline, suspects, report) works on it with no
 Go, no Delve and no live process on the machine.
 
-Format (version 1)
-------------------
+Format (version 2; version 1 files still load)
+----------------------------------------------
 A zip archive (members stored, not deflated: parquet is compressed already)::
 
     manifest.json         what this is and where it came from (below)
@@ -16,10 +16,12 @@ A zip archive (members stored, not deflated: parquet is compressed already)::
     goroutines.parquet
     suspects.parquet
     log.parquet           the target's last stdout/stderr lines: time, stream, line
+    instances.parquet     a fleet's only (goleak_magic.fleet): its instances and the
+    instance_series.parquet   go_goroutines samples behind them
 
 ``manifest.json``::
 
-    format    "goleak_magic-recording"       version   1 (this module reads <= VERSION)
+    format    "goleak_magic-recording"       version   2 (this module reads <= VERSION)
     saved_at  ISO time                       goleak_magic   package version that wrote it
     target    name, state (at save time), pid, exit_status, attached, detail, kind, spec,
               argv (command line), env (extra environment given at launch), godebug,
@@ -27,7 +29,12 @@ A zip archive (members stored, not deflated: parquet is compressed already)::
               malformed_lines
     meta      snapshots, go_version, kind, spec and, when set, remote_pid, agent_socket,
               pprof_url, said_no_leak, wait_reasons (the Record fields of those names)
-    tables    {kind: {file, rows, dropped, json_columns}}
+    tables    {kind: {file, rows, dropped, json_columns, schema}}; schema (version 2) is
+              the goleak_magic.tables schema it conforms to when it is not the kind's
+              own (a fleet's goroutines are ``fleet_goroutines``, its suspects
+              ``fleet_suspects``)
+    fleet     a fleet's only (version 2): prometheus (base URL), match, window_s,
+              pprof_template, failures, notes. Never its headers: they are not saved.
 
 Columns whose values are Python objects (``stack``, ``example_stack`` and
 ``runq_per_p`` tuples, ``labels`` dicts) are stored as JSON text and come back as the
@@ -64,14 +71,18 @@ import pandas as pd
 
 from . import tables
 from .errors import GoleakError
+from .fleet.record import Fleet
 from .record import TABLE_KINDS, Record, Recorded
 from .settings import Settings
 from .tools import find_dlv
 
 FORMAT = "goleak_magic-recording"
-VERSION = 1
+VERSION = 2
 MANIFEST = "manifest.json"
 KINDS = (*TABLE_KINDS, "suspects")
+FLEET_KINDS = ("instances", "instance_series")
+# Fleet fields kept in the manifest's "fleet" (the headers never are).
+_FLEET_FIELDS = ("prometheus", "match", "window_s", "pprof_template", "failures", "notes")
 LOG_COLUMNS = ["time", "stream", "line"]
 
 
@@ -189,6 +200,22 @@ def _meta(target: Record) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None and v is not False}
 
 
+def _schemas(target: Record) -> dict[str, str]:
+    """The tables schema of each table saved, by kind."""
+    out = {kind: target.tables[kind].kind for kind in TABLE_KINDS}
+    out["suspects"] = "fleet_suspects" if isinstance(target, Fleet) else "suspects"
+    if isinstance(target, Fleet):
+        out.update({kind: kind for kind in FLEET_KINDS})
+    return out
+
+
+def _fleet_meta(target: Record) -> dict[str, Any]:
+    """A fleet's manifest entry (never its headers); nothing for a target."""
+    if not isinstance(target, Fleet):
+        return {}
+    return {"fleet": {k: getattr(target, k) for k in _FLEET_FIELDS}}
+
+
 def manifest(target: Record, frames: dict[str, pd.DataFrame], dropped: dict[str, int]) -> dict:
     binary = target.binary or (target.argv[0] if target.argv else None)
     # A loaded recording saved again keeps where it came from (its process is long gone).
@@ -224,10 +251,12 @@ def manifest(target: Record, frames: dict[str, pd.DataFrame], dropped: dict[str,
                 "file": f"{kind}.parquet",
                 "rows": len(df),
                 "dropped": dropped.get(kind, 0),
-                "json_columns": _json_columns(kind),
+                "json_columns": _json_columns(schema),
+                "schema": schema,
             }
-            for kind, df in frames.items()
+            for (kind, df), schema in zip(frames.items(), _schemas(target).values(), strict=True)
         },
+        **_fleet_meta(target),
     }
 
 
@@ -239,6 +268,7 @@ def _log_frame(target: Record) -> pd.DataFrame:
 
 def _parquet(df: pd.DataFrame, json_columns: list[str], out: IO[bytes]) -> None:
     df = df.copy()
+    df.attrs = {}  # derived views (a fleet's per-instance suspects), not the table
     for col in json_columns:
         df[col] = _encode_column(df[col])  # str or None: stored as a parquet string column
     df.to_parquet(out, index=False)
@@ -285,6 +315,8 @@ def save(target: Record, path: str | Path) -> Path:
         raise GoleakError(f"the directory {path.parent} does not exist; create it or pick another.")
     frames = {kind: target.tables[kind].frame() for kind in TABLE_KINDS}
     frames["suspects"] = target.suspects
+    if isinstance(target, Fleet):
+        frames.update(instances=target.instances, instance_series=target.series)
     dropped = {kind: target.tables[kind].dropped for kind in TABLE_KINDS}
     man = manifest(target, frames, dropped)
     try:
@@ -292,7 +324,7 @@ def save(target: Record, path: str | Path) -> Path:
             zf.writestr(MANIFEST, json.dumps(man, indent=1, default=str))
             for kind, df in frames.items():
                 with zf.open(f"{kind}.parquet", "w", force_zip64=True) as out:
-                    _parquet(df, _json_columns(kind), out)
+                    _parquet(df, man["tables"][kind]["json_columns"], out)
             with zf.open("log.parquet", "w", force_zip64=True) as out:
                 _parquet(_log_frame(target), [], out)
     except OSError as e:
@@ -337,11 +369,12 @@ def read(path: str | Path) -> Recording:
                     f"{path} is a version {man.get('version')} recording and this goleak_magic "
                     f"reads up to version {VERSION}; upgrade goleak_magic to open it."
                 )
+            saved = man["tables"]
             frames = {
-                kind: tables.conform(kind, _read_table(zf, man["tables"][kind]))
-                if kind in man["tables"]
+                kind: tables.conform(saved[kind].get("schema", kind), _read_table(zf, saved[kind]))
+                if kind in saved
                 else tables.empty(kind)
-                for kind in KINDS
+                for kind in (*KINDS, *(k for k in FLEET_KINDS if k in saved))
             }
             log = _read_table(zf, {"file": "log.parquet"})
     except (zipfile.BadZipFile, KeyError, ValueError, OSError) as e:
@@ -365,7 +398,12 @@ def to_target(rec: Recording, name: str, settings: Settings) -> Record:
     man, frames, log = rec.manifest, rec.frames, rec.log
     info = man["target"]
     meta = man.get("meta") or {}
-    target = Record(
+    fleet = man.get("fleet")
+    extra: dict[str, Any] = {}
+    if fleet is not None:
+        extra = {k: fleet[k] for k in _FLEET_FIELDS if k in fleet}
+        extra.update(instances=frames["instances"], series=frames["instance_series"])
+    target = (Fleet if fleet is not None else Record)(
         name,
         settings,
         exit_status=info.get("exit_status"),
@@ -397,6 +435,7 @@ def to_target(rec: Recording, name: str, settings: Settings) -> Record:
         pprof_url=meta.get("pprof_url"),
         said_no_leak=bool(meta.get("said_no_leak")),
         wait_reasons=meta.get("wait_reasons"),
+        **extra,
     )
     for kind in TABLE_KINDS:
         rows, df = target.tables[kind], frames[kind]

@@ -45,8 +45,16 @@ goroutines  one row per goroutine per snapshot (the goleak_magic agent's own lef
             statement), parent_goid, start_func, labels (pprof labels dict, when the dump
             shows them), leaked (the GC proved it can never wake up: Go 1.26+),
             stack (tuple of "func file:line", with --stacks)
-            a fleet snapshot (goleak_magic.fleet) adds instance (Prometheus' instance
-            label) and run (1, then 2, ... after each restart seen between rounds)
+fleet_goroutines  a fleet's snapshots (goleak_magic.fleet): goroutines plus instance
+            (Prometheus' instance label) and run (1, then 2, ... after each restart seen
+            between rounds)
+instances   one row per instance of a fleet (goleak_magic.fleet.instances)
+            instance, job, goroutines (latest sample), growth_per_min, rise, concordance,
+            climbing, samples, last_seen, labels (target labels), scrape_url
+instance_series  the go_goroutines samples behind them: instance, time, goroutines
+fleet_suspects  one row per creation site some instance shows (goleak_magic.fleet)
+            site, instances, of, alive, leaked_proven, growth_per_min, blocked_at, score,
+            why, affected, unaffected (instance names), example_stack, evidence
 tests       one row per test of %goleak tests (goleak_magic.testrun)
             test (its name), runs (how many times it ran: -test.count x -test.cpu
             entries, as far as it got), outcome (pass, fail, hung: past -test.timeout,
@@ -193,7 +201,37 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "why": "string",
         "evidence": "string",
     },
+    "instances": {
+        "instance": "string",
+        "job": "string",
+        "goroutines": "Int64",
+        "growth_per_min": "float64",
+        "rise": "float64",
+        "concordance": "float64",
+        "climbing": "bool",
+        "samples": "int64",
+        "last_seen": TIME,
+        "labels": "object",
+        "scrape_url": "string",
+    },
+    "instance_series": {"instance": "string", "time": TIME, "goroutines": "float64"},
+    "fleet_suspects": {
+        "site": "string",
+        "instances": "int64",
+        "of": "int64",
+        "alive": "int64",
+        "leaked_proven": "int64",
+        "growth_per_min": "float64",
+        "blocked_at": "string",
+        "score": "float64",
+        "why": "string",
+        "affected": "object",
+        "unaffected": "object",
+        "example_stack": "object",
+        "evidence": "string",
+    },
 }
+SCHEMAS["fleet_goroutines"] = {**SCHEMAS["goroutines"], "instance": "string", "run": "int64"}
 
 
 def empty(kind: str) -> pd.DataFrame:

@@ -1,35 +1,47 @@
 """The fleet API against a real Prometheus scraping real instances on loopback.
 
-One session-scoped fleet: 6 fleetservice instances (2 leaking 3 goroutines/s, 4
-healthy with noisy bursts), one more that is killed after Prometheus saw it (down at
-snapshot time), and a garbage server (valid /metrics, nonsense on the pprof path), all
-scraped every second by Debian's prometheus for ~35 s.
+One session-scoped fleet (goleak_magic.fleet.local_fleet, as the tutorial starts it):
+6 fleetservice instances (2 leaking 3 goroutines/s, 4 healthy with noisy bursts), one
+more that is killed after Prometheus saw it (down at snapshot time), and a garbage
+server (valid /metrics, nonsense on the pprof path), all scraped every second by
+Debian's prometheus for ~35 s. The same fleet is driven through the magics (a real
+IPython shell) at the end.
 """
 
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
 
+import goleak_magic
 from goleak_magic.errors import GoleakError
 from goleak_magic.fleet import FleetSnapshot, fleet_suspects, instances, snapshot_fleet
+from goleak_magic.fleet.local import HEALTHY_ARGS, Instance, LocalFleet, local_fleet
+from goleak_magic.fleet.record import Fleet as FleetRecord
 from goleak_magic.fleet.web import HEADERS_ENV
-from tests.fleet_support import Garbage, Instance, PrometheusServer, build_fleetservice
+from goleak_magic.session import Session
+from goleak_magic.viz import layout, model
+from tests.conftest import wait_for
+from tests.fleet_support import Garbage
+from tests.viz_support import chromium_page, drag, open_timeline, panel_point, table_rows
 
+pytestmark = pytest.mark.live
 WINDOW_S = 35
-LEAK = ["-leak", "3", "-jitter", "15"]
-HEALTHY = ["-jitter", "15"]
+HEALTHY = HEALTHY_ARGS
 LEAK_SITE = "handler.go:14"  # the `go func()` in fleetservice's handle
 
 
 @dataclass
 class Fleet:
-    prom: PrometheusServer
+    local: LocalFleet
     binary: Path
     leakers: set[str]
     healthy: set[str]
@@ -42,16 +54,14 @@ class Fleet:
 
 @pytest.fixture(scope="session")
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
-    work = tmp_path_factory.mktemp("fleet")
-    binary = build_fleetservice(work)
-    started = [Instance(binary, *LEAK) for _ in range(2)]
-    started += [Instance(binary, *HEALTHY) for _ in range(5)]
     garbage = Garbage()
-    prom = None
+    local = None
     try:
-        prom = PrometheusServer([i.addr for i in started] + [garbage.addr], work)
-        prom.wait_samples(len(started) + 1, WINDOW_S, timeout=WINDOW_S + 60)
-        rows = instances(prom.url, 'job="fleet"', window=f"{WINDOW_S}s")
+        local = local_fleet(2, 5, workdir=tmp_path_factory.mktemp("fleet"),
+                            extra_targets=[garbage.addr])  # fmt: skip
+        local.wait(WINDOW_S, extra_targets=1)
+        started = local.instances
+        rows = instances(local.url, local.match, window=f"{WINDOW_S}s")
         doomed = started[-1]
         doomed.stop()  # Prometheus listed it; it is down when the snapshots come
         progress: list[tuple[str, int, str]] = []
@@ -63,8 +73,8 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
             progress=lambda *a: progress.append(a),
         )
         yield Fleet(
-            prom,
-            binary,
+            local,
+            local.binary,
             {i.addr for i in started[:2]},
             {i.addr for i in started[2:6]},
             doomed.addr,
@@ -74,11 +84,9 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
             progress,
         )
     finally:
-        for i in started:
-            i.stop()
         garbage.stop()
-        if prom is not None:
-            prom.stop()
+        if local is not None:
+            local.stop()
 
 
 def test_instances_marks_exactly_the_leaking_two_as_climbing(fleet: Fleet) -> None:
@@ -143,7 +151,7 @@ def test_headers_are_sent_and_never_shown(fleet: Fleet, monkeypatch: pytest.Monk
     snap = snapshot_fleet(row, headers={"Authorization": "Bearer s3cret-param"})
     monkeypatch.setenv(HEADERS_ENV, "Authorization: Bearer s3cret-env")
     snap2 = snapshot_fleet(row)
-    rows = instances(fleet.prom.url, 'job="fleet"', window="10s")  # Prometheus takes it too
+    rows = instances(fleet.local.url, 'job="fleet"', window="10s")  # Prometheus takes it too
     got = [h.get("Authorization") for h in fleet.garbage.seen[n:]]
     assert "Bearer s3cret-param" in got and "Bearer s3cret-env" in got
     for shown in (repr(snap), repr(snap2), rows.to_string(), str(rows.attrs)):
@@ -190,10 +198,10 @@ def test_bad_prometheus_input_is_one_sentence(
 ) -> None:
     where = {
         "closed": "http://127.0.0.1:1",
-        "creds": f"http://me:pw-s3cret@{fleet.prom.url.removeprefix('http://')}",
+        "creds": f"http://me:pw-s3cret@{fleet.local.url.removeprefix('http://')}",
         "garbage": f"http://{fleet.garbage.addr}",
         "instance": f"http://{next(iter(fleet.healthy))}",
-        "prom": fleet.prom.url,
+        "prom": fleet.local.url,
     }[url]
     with pytest.raises(GoleakError) as e:
         instances(where, match, window="10s")
@@ -246,3 +254,115 @@ def test_label_template_reaches_the_instance(fleet: Fleet) -> None:
     snap = snapshot_fleet([row], pprof_template="http://{ip}:" + port + "/debug/pprof")
     assert not snap.failures and len(snap.goroutines) > 0
     assert os.environ.get(HEADERS_ENV) is None
+
+
+# ---- the magics, through a real IPython shell ----------------------------------------
+def test_magics_find_the_two_leaking_instances_and_their_site(
+    fleet: Fleet, ip: InteractiveShell, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    n = len(fleet.garbage.seen)
+    # a window wide enough to still hold the dead instance, however late this test runs
+    rows = ip.run_line_magic(
+        "goleak",
+        f"fleet --prometheus {fleet.local.url} --match '{fleet.local.match}' --window 5m "
+        "--name prod --header 'Authorization: Bearer s3cret-magic'",
+    )
+    assert set(rows.loc[rows["climbing"], "instance"]) == fleet.leakers
+    assert {fleet.dead, fleet.garbage.addr} <= set(rows["instance"])
+    g = ip.run_line_magic("schedsnap", "--fleet prod --every 2 --count 3 --steady -1")
+    shown = capsys.readouterr()
+    assert set(g["instance"]) == fleet.leakers | fleet.healthy
+    assert sorted(g["snapshot"].unique()) == [1, 2, 3]
+    # the dead and the garbage instance: one line each in the result, the rest go on
+    failures = [
+        ln for ln in shown.out.splitlines() if ln.startswith((fleet.dead, fleet.garbage.addr))
+    ]
+    assert len(failures) == 2 and "down or unreachable" in " ".join(failures)
+    assert "not a goroutine dump" in " ".join(failures)
+    assert f"round 3: {next(iter(fleet.leakers))}: ok:" in shown.err  # progress per instance
+
+    sus = ip.run_line_magic("goleak", "suspects prod")
+    top = sus.iloc[0]
+    assert top["site"].endswith(LEAK_SITE) and "on 2 of 6 instances" in top["evidence"]
+    assert set(top["affected"]) == fleet.leakers and set(top["unaffected"]) == fleet.healthy
+    assert all(set(a) <= fleet.leakers for a in sus["affected"])  # healthy add no suspect
+    report = ip.run_line_magic("goleak", "report prod").text()
+    assert report.startswith("Leak on 2 of 6 instances of fleet prod: goroutines started at ")
+    assert f"not on: {', '.join(top['unaffected'])}" in report
+    assert f"skipped: {fleet.dead}" in report
+
+    status = ip.run_line_magic("goleak", "status")
+    assert status.set_index("name").loc["prod", "state"] == "fleet"
+
+    path = tmp_path / "prod.goleak"
+    ip.run_line_magic("goleak", f"save prod {path}")
+    back = ip.run_line_magic("goleak", f"load {path} --name back")
+    assert isinstance(back, FleetRecord) and back.prometheus == fleet.local.url
+    live = goleak_magic.session().get("prod")
+    pd.testing.assert_frame_equal(back.instances, live.instances)
+    pd.testing.assert_frame_equal(back.goroutines, live.goroutines)
+    pd.testing.assert_frame_equal(back.suspects, live.suspects)
+    assert back.failures == live.failures and back.headers == {}
+    assert ip.run_line_magic("goleak", "report back").text().startswith("Leak on 2 of 6")
+    # the header reached the instances, and nothing kept or shown holds it
+    assert "Bearer s3cret-magic" in [h.get("Authorization") for h in fleet.garbage.seen[n:]]
+    with zipfile.ZipFile(path) as zf:
+        assert not any(b"s3cret" in zf.read(m) for m in zf.namelist())
+    for text in (shown.out, shown.err, report, repr(live), live._repr_html_()):
+        assert "s3cret" not in text
+
+    # the timeline of the loaded fleet: one line per instance above the usual panels, the
+    # same site table (the leak site first, ranked by the fleet suspects)
+    page = tmp_path / "prod.html"
+    tl = ip.run_line_magic("goleak", f"timeline back --html {page}")
+    assert tl.figure.panels[0] == "instances"
+    lines = tl.data.sources["instances"]
+    assert sorted(lines["instance"]) == sorted(rows["instance"])
+    climbing = {
+        i for i, c in zip(lines["instance"], lines["climbing"], strict=True) if c == "climbing"
+    }
+    assert climbing == fleet.leakers
+    assert all(len(x) == len(y) > 10 for x, y in zip(lines["xs"], lines["ys"], strict=True))
+    assert tl.data.sources["sites"]["site"][0].endswith(LEAK_SITE)
+    # goroutine ids repeat across instances: each instance's goroutines count on their own
+    agg = tl.data.sources["agg"]
+    assert agg["created"].sum() == len(back.goroutines.drop_duplicates(["instance", "run", "goid"]))
+    assert "s3cret" not in page.read_text()
+    with pytest.raises(UsageError, match="is a fleet: its timeline is drawn"):
+        ip.run_line_magic("goleak", "timeline back --live")
+
+
+def test_fleet_magic_help_and_bad_input(fleet: Fleet, ip: InteractiveShell,
+                                        capsys: pytest.CaptureFixture[str]) -> None:  # fmt: skip
+    ip.run_cell("%goleak fleet?")
+    text = capsys.readouterr().out
+    assert "--prometheus URL" in text and "Climbing: the slope is positive" in text
+    with pytest.raises(UsageError, match="required: --match"):
+        ip.run_line_magic("goleak", f"fleet --prometheus {fleet.local.url}")
+    with pytest.raises(UsageError, match="host comes from the instance's labels"):
+        ip.run_line_magic("goleak", f"fleet --prometheus {fleet.local.url} --match "
+                          "'job=\"fleet\"' --pprof http://evil.example/{instance}")  # fmt: skip
+    with pytest.raises(UsageError, match="no series match"):
+        ip.run_line_magic("goleak", f"fleet --prometheus {fleet.local.url} --match 'job=\"no\"'")
+    with pytest.raises(UsageError, match="there is no target named 'nope'"):
+        ip.run_line_magic("schedsnap", "--fleet nope")
+    assert goleak_magic.session().targets == {}
+
+
+@pytest.mark.browser
+def test_exported_fleet_timeline_select_on_the_instances_panel(
+    fleet: Fleet, sess: Session, tmp_path: Path
+) -> None:
+    sess.fleet(fleet.local.url, fleet.local.match, window="5m", name="f")
+    sess.fleet_snapshot("f", every=1, count=2, steady=1)
+    page_file = tmp_path / "fleet.html"
+    tl = sess.timeline("f", html=page_file)
+    t = model.ms(sess.get("f").goroutines["time"])
+    with chromium_page() as (page, errors):
+        open_timeline(page, page_file)
+        title = layout.panel_title("instances", tl.data)
+        drag(page, panel_point(page, title, float(t.min()) - 500),
+             panel_point(page, title, float(t.max()) + 500))  # fmt: skip
+        rows = wait_for(lambda: table_rows(page), timeout=5, what="rows")
+        assert rows[0][0].endswith(LEAK_SITE), rows
+        assert errors == []

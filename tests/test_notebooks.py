@@ -21,6 +21,7 @@ EXPECTED = [
     "03-spike-to-root-cause",
     "04-attach-to-a-running-service",
     "05-write-up",
+    "06-fleet",
     "07-leaks-in-tests",
 ]
 

@@ -143,6 +143,21 @@ def _rewrite(src: Path, dst: Path, edit_manifest: dict | None = None, drop: str 
             zout.writestr(item, data)
 
 
+def test_version_1_recordings_still_load(sess: Session, tmp_path: Path) -> None:
+    """Version 2 added a per-table schema (and a fleet's tables); a version 1 file has
+    neither and reads as it always did."""
+    t = _recorded_leakyservice(sess)
+    new = sess.save(t.name, tmp_path / "v2.goleak")
+    with zipfile.ZipFile(new) as zf:
+        man = json.loads(zf.read(store.MANIFEST))
+    v1 = {k: {f: v for f, v in e.items() if f != "schema"} for k, e in man["tables"].items()}
+    _rewrite(new, tmp_path / "v1.goleak", {"version": 1, "tables": v1})
+    old, now = sess.load(tmp_path / "v1.goleak", name="v1"), sess.load(new, name="v2")
+    assert old.recorded.version == 1 and now.recorded.version == store.VERSION == 2
+    for kind in ("sched", "creations", "goroutines", "suspects"):
+        pd.testing.assert_frame_equal(getattr(old, kind), getattr(now, kind))
+
+
 def test_bad_recordings_fail_with_one_sentence(sess: Session, tmp_path: Path) -> None:
     t = _recorded_leakyservice(sess)
     good = sess.save(t.name, tmp_path / "good.goleak")

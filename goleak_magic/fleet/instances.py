@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .. import tables
 from ..analysis import MIN_RISE, theil_sen
 from ..errors import GoleakError
 from . import web
@@ -33,10 +34,6 @@ CONCORDANCE = 0.7
 MIN_SAMPLES = 4
 MAX_POINTS = 240  # default step: the window in this many points (Prometheus allows 11k)
 MAX_PAIR_POINTS = 256  # concordance over at most this many samples (evenly picked)
-COLUMNS = [
-    "instance", "job", "goroutines", "growth_per_min", "rise", "concordance", "climbing",
-    "samples", "last_seen", "labels", "scrape_url",
-]  # fmt: skip
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
 _UNIT_S = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -82,15 +79,27 @@ def instances(
     its targets API says). Climbing instances first, fastest growth first.
     ``headers`` (or ``$GOLEAK_HEADERS``) go with every request and nowhere else.
     """
+    return query(prometheus_url, match, window, step, headers)[0]
+
+
+def query(
+    prometheus_url: str,
+    match: str,
+    window: str | float = "30m",
+    step: str | float | None = None,
+    headers: web.Headers = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``instances``' rows and the samples behind them (the ``instance_series`` table:
+    one row per instance per sample, for the timeline's per-instance panel)."""
     prom = Prometheus(prometheus_url, web.resolve_headers(headers))
     span = seconds(window)
     step_s = seconds(step, "step") if step is not None else max(1.0, span / MAX_POINTS)
     end = time.time()
-    query = selector(match)
-    series = prom.query_range(query, end - span, end, step_s)
+    promql = selector(match)
+    series = prom.query_range(promql, end - span, end, step_s)
     if not series:
         raise GoleakError(
-            f"no series match {query} on {prom.url} in the last {span:g} s; check the "
+            f"no series match {promql} on {prom.url} in the last {span:g} s; check the "
             "selector against the job and instance labels on Prometheus' targets page, or "
             "widen the window."
         )
@@ -99,23 +108,23 @@ def instances(
         for t in prom.targets()
         if isinstance(t.get("labels"), dict)
     }
-    rows = [_row(s, scrape) for s in series]
-    out = pd.DataFrame(rows, columns=COLUMNS).astype(
-        {"instance": "string", "job": "string", "goroutines": "Int64", "scrape_url": "string"}
-    )
+    rows, samples = zip(*(_row(s, scrape) for s in series), strict=True)
+    out = tables.frame("instances", rows)
     out = out.sort_values(["climbing", "growth_per_min"], ascending=False, ignore_index=True)
-    out.attrs.update(prometheus=prom.url, query=query, window_s=span, step_s=step_s)
-    return out
+    out.attrs.update(prometheus=prom.url, query=promql, window_s=span, step_s=step_s)
+    return out, tables.conform("instance_series", pd.concat(samples, ignore_index=True))
 
 
-def _row(series: Mapping[str, Any], scrape: Mapping[tuple[Any, Any], Any]) -> dict[str, Any]:
+def _row(
+    series: Mapping[str, Any], scrape: Mapping[tuple[Any, Any], Any]
+) -> tuple[dict[str, Any], pd.DataFrame]:
     labels = {k: v for k, v in series["metric"].items() if k != "__name__"}
     values = np.array(series["values"], dtype=float).reshape(-1, 2)
     values = values[np.isfinite(values[:, 1])]
     t, y = values[:, 0], values[:, 1]
     trend = _trend(t, y)
     job, instance = labels.get("job"), labels.get("instance")
-    return {
+    row = {
         "instance": instance,
         "job": job,
         "goroutines": int(y[-1]) if len(y) else None,
@@ -125,6 +134,14 @@ def _row(series: Mapping[str, Any], scrape: Mapping[tuple[Any, Any], Any]) -> di
         "labels": labels,
         "scrape_url": scrape.get((job, instance)),
     }
+    samples = pd.DataFrame(
+        {
+            "instance": pd.array([instance] * len(t), dtype="string"),
+            "time": pd.to_datetime(t, unit="s", utc=True).as_unit("ns"),
+            "goroutines": y,
+        }
+    )
+    return row, samples
 
 
 def _trend(t: np.ndarray, y: np.ndarray) -> dict[str, Any]:

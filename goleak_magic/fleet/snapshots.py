@@ -138,7 +138,7 @@ def snapshot_fleet(
     finally:
         ex.shutdown(wait=False, cancel_futures=True)  # a dump in flight ends by its timeout
     # String columns are Arrow-backed: concat chains their buffers instead of copying.
-    frame = pd.concat(chunks, ignore_index=True) if chunks else _empty()
+    frame = pd.concat(chunks, ignore_index=True) if chunks else tables.empty("fleet_goroutines")
     chunks.clear()
     failures = [_failure_line(name, why, ks, rounds) for name, (why, ks) in failed.items()]
     return FleetSnapshot(frame, [i.name for i in plan], failures, notes, rounds)
@@ -149,13 +149,6 @@ def _failure_line(name: str, why: str, ks: list[int], rounds: int) -> str:
         return f"{name}: {why}"
     which = "round" if len(ks) == 1 else "rounds"
     return f"{name} ({which} {', '.join(map(str, sorted(ks)))} of {rounds}): {why}"
-
-
-def _empty() -> pd.DataFrame:
-    g = tables.empty("goroutines")
-    g["instance"] = pd.array([], dtype="string")
-    g["run"] = pd.array([], dtype="int64")
-    return g
 
 
 def _records(rows: pd.DataFrame | Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -183,7 +176,7 @@ def _plan(rec: Mapping[str, Any], template: str) -> _Instance:
     if rec.get("job"):
         labels["job"] = rec["job"]
     labels = {k: str(v) for k, v in labels.items() if v is not None}
-    _check_template(template)
+    check_template(template)
     try:
         url = template.format_map(labels)
     except KeyError as e:
@@ -201,8 +194,9 @@ def _plan(rec: Mapping[str, Any], template: str) -> _Instance:
     return _Instance(str(rec["instance"]), base, str(scrape) if isinstance(scrape, str) else None)
 
 
-def _check_template(template: str) -> None:
-    """The host of the pprof URL must be made of target labels (a port may be added)."""
+def check_template(template: str) -> None:
+    """Raise unless the host of the pprof URL is made of target labels (a port may be
+    added)."""
     scheme, sep, rest = template.partition("://")
     netloc = rest.split("/", 1)[0] if sep else ""
     parts = list(string.Formatter().parse(netloc)) if netloc else []

@@ -1,13 +1,14 @@
 """Fleet suspects: analysis.suspects on each instance run's series, then per site across
 the fleet.
 
-An instance *shows* a site when that site scores at least the threshold in the
-instance's own suspects table (analysis.suspects, unchanged). A fleet suspect is a site
-that at least one instance shows: it says on how many of the instances taken, the
-typical growth there (the median over those instances), where its goroutines block
-(the dominant place over those instances' last snapshots), and which instances do not
-show it (a bad deploy on a few, or a common bug on all). Sites no instance shows are
-left out, so healthy instances add no suspect.
+An instance *shows* a site when that site is a suspect in the instance's own suspects
+table (analysis.suspects, unchanged: proven leaked, left behind, deadlock, or growth
+that scores at least the threshold). A fleet suspect is a site that at least one instance
+shows: it says on how many of the instances taken, the typical growth there (the median
+over those instances), where its goroutines block (the dominant place over those
+instances' last snapshots), and which instances do not show it (a bad deploy on a few,
+or a common bug on all). Sites no instance shows are left out, so healthy instances add
+no suspect.
 """
 
 from __future__ import annotations
@@ -15,14 +16,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from .. import analysis
+from .. import analysis, tables
 from ..errors import GoleakError
 from .snapshots import FLEET_COLUMNS, FleetSnapshot
-
-COLUMNS = [
-    "site", "instances", "of", "alive", "leaked_proven", "growth_per_min", "blocked_at",
-    "score", "affected", "unaffected", "example_stack", "evidence",
-]  # fmt: skip
 
 
 def fleet_suspects(
@@ -32,7 +28,8 @@ def fleet_suspects(
 
     Columns: site, instances (how many show it), of (instance runs taken), alive and
     leaked_proven (totals over every instance), growth_per_min (median over the
-    instances that show it), blocked_at, score (sum of their scores), affected and
+    instances that show it), blocked_at, score (sum of their scores), why (the suspect
+    rule's reason on most of those instances), affected and
     unaffected (instance names; a restarted instance's later run is "name (run N)"),
     example_stack, evidence. ``.attrs["per_instance"]`` holds every instance's own
     suspects table (with an ``instance`` column).
@@ -55,10 +52,10 @@ def fleet_suspects(
     rows = []
     if len(every):
         totals = every.groupby("site")[["alive", "leaked_proven"]].sum()
-        shown = every[every["score"] >= threshold]
+        shown = every[every["suspect"]]
         for site, hits in shown.groupby("site", sort=False):
             rows.append(_row(str(site), hits, totals.loc[site], names, lasts))
-    out = pd.DataFrame(rows, columns=COLUMNS)
+    out = tables.frame("fleet_suspects", rows)
     out = out.sort_values(["score", "instances"], ascending=False, ignore_index=True)
     out.attrs["per_instance"] = every
     return out
@@ -74,7 +71,7 @@ def _row(
     affected = list(dict.fromkeys(hits["instance"]))
     unaffected = [n for n in names if n not in affected]
     last = pd.concat([lasts[n][lasts[n]["site"] == site] for n in affected], ignore_index=True)
-    where, share, stack = analysis._blocking(last).get(site, (None, 0.0, ()))
+    where, share, stack = analysis.blocking(last).get(site, (None, 0.0, ()))
     rates = hits["growth_per_min"].to_numpy(float)
     rate = float(np.median(rates[np.isfinite(rates)])) if np.isfinite(rates).any() else np.nan
     alive, leaked = int(totals["alive"]), int(totals["leaked_proven"])
@@ -97,6 +94,7 @@ def _row(
         "growth_per_min": rate,
         "blocked_at": where,
         "score": round(float(hits["score"].sum()), 2),
+        "why": str(hits["why"].mode().iloc[0]),
         "affected": tuple(affected),
         "unaffected": tuple(unaffected),
         "example_stack": stack,

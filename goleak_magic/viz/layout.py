@@ -78,6 +78,7 @@ def panel_title(panel: str, data: TimelineData) -> str:
         "rate": f"creations per site (per second, {describe_ms(data.bin_ms)} bins)",
         "alive": "alive per creation site (snapshots)",
         "heat": "wait reasons (colour: goroutines in that state, log scale; peak within each cell)",
+        "instances": "go_goroutines per instance (Prometheus); red = climbing",
     }[panel]
     hint = {
         "counts": "none yet: launch with --detail or take a snapshot",
@@ -85,6 +86,7 @@ def panel_title(panel: str, data: TimelineData) -> str:
         "rate": f"none yet: Start trace, or %dlvtrace {name}",
         "alive": f"none yet: Take snapshot, or %schedsnap {name}",
         "heat": "none yet: launch with --detail or take a snapshot",
+        "instances": "a fleet's only: %goleak fleet --prometheus URL --match SELECTOR",
     }[panel]
     return base if data.has[panel] else f"{base} — {hint}"
 
@@ -190,13 +192,15 @@ TIME_HOVER = {"@x": "datetime", "@left": "datetime", "@right": "datetime"}
 def build(data: TimelineData, title: str, *, live: bool = False) -> TimelineFigure:
     """Every panel that has data (all of them when ``live``), then the linked table."""
     src = {k: ColumnDataSource(v, name=k) for k, v in data.sources.items()}
-    want = {k for k, v in data.has.items() if v or live} or {"counts", "sched"}
+    # A live target shows every panel it may fill; the per-instance one is a fleet's only.
+    want = {k for k, v in data.has.items() if v or (live and k != "instances")}
+    want = want or {"counts", "sched"}
     head = Div(text=TABLE_HINT, render_as_text=True, sizing_mode="stretch_width", name="head")
     table = _table(src["table"])
     callbacks = {m: _window_js(src, head, table, data, m) for m in ("box", "spike", "refresh")}
     parts = _Parts(data, src, DataRange1d(range_padding=0.02), callbacks)
-    builders = {"counts": _counts_panel, "sched": _sched_panel, "rate": _rate_panel,
-                "alive": _alive_panel, "heat": _heat_panel}  # fmt: skip
+    builders = {"instances": _instances_panel, "counts": _counts_panel, "sched": _sched_panel,
+                "rate": _rate_panel, "alive": _alive_panel, "heat": _heat_panel}  # fmt: skip
     panels = [k for k in builders if k in want]
     figs = [builders[k](parts) for k in panels]
     for p in figs:
@@ -276,6 +280,32 @@ def _counts_panel(parts: _Parts) -> Any:
     _legend(p, 6)
     p.yaxis.axis_label = "goroutines"
     src["spikes"].selected.js_on_change("indices", parts.callbacks["spike"])
+    return p
+
+
+def _instances_panel(parts: _Parts) -> Any:
+    """A fleet: one go_goroutines line per instance, the climbing ones in red. Dragging a
+    window here fills the same site table as on the other panels."""
+    p = parts.figure("instances", 220, y_range=DataRange1d(start=0))
+    colors = CategoricalColorMapper(
+        factors=["climbing", "steady"], palette=[COLORS[0], OTHER_COLOR]
+    )
+    lines = p.multi_line(
+        "xs", "ys", source=parts.src["instances"], line_width=1.5, line_alpha=0.8,
+        color={"field": "climbing", "transform": colors}, legend_field="climbing",
+    )  # fmt: skip
+    p.add_tools(
+        HoverTool(
+            renderers=[lines],
+            tooltips=[
+                ("instance", "@instance"),
+                ("", "@climbing"),
+                ("latest", "@last{0,0} goroutines"),
+            ],
+        )
+    )
+    _legend(p, 2)
+    p.yaxis.axis_label = "goroutines"
     return p
 
 

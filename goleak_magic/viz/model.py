@@ -7,6 +7,10 @@ stream. Times are float milliseconds since the epoch (bokeh's datetime unit), UT
 Creations are never shipped one by one: they are counted per (time bin, site). The rate
 panel draws those counts and the linked table sums them over a selected window, so a
 million creations cost a few thousand rows in the page.
+
+A fleet (goleak_magic.fleet) adds one panel: go_goroutines per instance as Prometheus
+scraped it, one line each (climbing ones flagged); its goroutines are told apart by
+(instance, run, goid), as goroutine ids repeat across processes.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from ..creations import latest, newest_listing, trace_listing
 
 if TYPE_CHECKING:
     from ..record import Record
+
+MAX_INSTANCE_POINTS = 500  # samples drawn per instance line; above this, evenly picked
 
 TOP_SITES = 8  # coloured sites; the rest share the "other sites" colour
 MAX_BINS = 200  # creation-rate bins across the recording
@@ -59,10 +65,20 @@ class Recording:
     # Live goroutine ids and when (ns) Delve listed them at the end of a trace (None: no
     # such listing); ``build`` uses the last snapshot's instead when that is newer.
     live: tuple[frozenset[int], int] | None = None
+    # A fleet's go_goroutines per instance (the instance_series table) and which climb.
+    series: pd.DataFrame = field(default_factory=lambda: tables.empty("instance_series"))
+    climbing: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, target: Record) -> Recording:
+        from ..fleet.record import Fleet
+
         handle = latest(target)
+        fleet = (
+            {"series": target.series, "climbing": frozenset(target.climbing)}
+            if isinstance(target, Fleet)
+            else {}
+        )
         return cls(
             sched=target.sched,
             waits=target.waits,
@@ -72,6 +88,7 @@ class Recording:
             name=target.name,
             dropped={k: log.dropped for k, log in target.tables.items() if log.dropped},
             live=trace_listing(handle.trace if handle is not None else None),
+            **fleet,
         )
 
 
@@ -98,6 +115,7 @@ class TimelineData:
             "rate": n["rate"] > 0,
             "alive": n["alive"] > 0,
             "heat": n["heat"] > 0,
+            "instances": n["instances"] > 0,
             "table": n["agg"] > 0,
         }
 
@@ -199,10 +217,11 @@ def build(rec: Recording, *, min_bin_ms: int = 0) -> TimelineData:
         created_t, is_alive, source = t_created, created_alive, "trace"
     elif len(g):
         # No trace: a goroutine counts as created in the snapshot where it first appears.
+        ids = goroutine_ids(g)
         order = np.argsort(snap_ids, kind="stable")
-        first_rows = order[~pd.Series(g["goid"].to_numpy()[order]).duplicated().to_numpy()]
+        first_rows = order[~pd.Series(ids[order]).duplicated().to_numpy()]
         created_site, created_t = g_sites.to_numpy(object)[first_rows], t_snap[first_rows]
-        is_alive = np.isin(g["goid"].to_numpy()[first_rows], last["goid"].to_numpy())
+        is_alive = np.isin(ids[first_rows], ids[in_last])
         source = "snapshots"
     else:
         created_site, created_t, is_alive = np.array([], object), np.array([]), np.array([])
@@ -237,6 +256,7 @@ def build(rec: Recording, *, min_bin_ms: int = 0) -> TimelineData:
         "rate": _rate(agg if source == "trace" else agg.iloc[:0], slot_of_code, b, n_slots),
         "alive": _alive(g, t_snap, g_sites, sites["site"], slot_of_code, n_slots),
         "spikes": _spikes(sched, g),
+        "instances": _instances(rec.series, rec.climbing),
         "agg": {
             "bin": agg["bin"].to_numpy(float),
             "site": agg["site"].to_numpy(np.int64),
@@ -409,6 +429,30 @@ def _counts(
     cols = {"x": x, "total": s["goroutines"].to_numpy(float, na_value=np.nan)}
     for state in STATES:
         cols[state] = s[f"g_{state}"].to_numpy(float, na_value=0.0)
+    return cols
+
+
+def goroutine_ids(g: pd.DataFrame) -> np.ndarray:
+    """One id per goroutine: its goid, or in a fleet's table one per (instance, run, goid)."""
+    if "instance" not in g:
+        return g["goid"].to_numpy()
+    keys = ["instance", "run", "goid"]
+    return g.groupby(keys, sort=False, dropna=False).ngroup().to_numpy()
+
+
+def _instances(series: pd.DataFrame, climbing: frozenset[str]) -> dict[str, Any]:
+    """One line per instance: xs, ys (lists), instance, climbing, latest goroutines."""
+    cols: dict[str, Any] = {"xs": [], "ys": [], "instance": [], "climbing": [], "last": []}
+    for inst, part in series.groupby("instance", sort=True):
+        part = part.sort_values("time")
+        if len(part) > MAX_INSTANCE_POINTS:
+            pick = np.linspace(0, len(part) - 1, MAX_INSTANCE_POINTS).round().astype(int)
+            part = part.iloc[np.unique(pick)]
+        cols["xs"].append(ms(part["time"]))
+        cols["ys"].append(part["goroutines"].to_numpy(float))
+        cols["instance"].append(str(inst))
+        cols["climbing"].append("climbing" if str(inst) in climbing else "steady")
+        cols["last"].append(float(part["goroutines"].iloc[-1]))
     return cols
 
 
