@@ -103,8 +103,11 @@ class _Stacks:
         line = np.full(n + 1, -1, dtype=np.int64)
         site = np.empty(n + 1, dtype=object)
         mine = np.zeros(n + 1, dtype=bool)
+        at = np.empty(n + 1, dtype=object)
         for i, (st, fn, fl, ln) in self.entries.items():
             stack[i], func[i], file[i] = st, fn, fl
+            # where a goroutine blocked: the innermost frame above the runtime's own
+            at[i] = next((fr for fr in st if not is_runtime(fr.split(" ", 1)[0])), None)
             line[i] = ln if ln is not None else -1
             site[i] = f"{fn} {fl}:{ln}" if fn else None
             mine[i] = any(f"/{agent.FILE_STEM}" in fr for fr in st)
@@ -113,7 +116,7 @@ class _Stacks:
         return {"stack": stack, "func": pd.array(func, dtype="string"),
                 "file": pd.array(file, dtype="string"), "line": line, "site_obj": site,
                 "site": pd.array(site, dtype="string"), "runtime": rt, "agent": mine,
-                "none": n}  # fmt: skip
+                "at": at, "none": n}  # fmt: skip
 
 
 def _index(ids: np.ndarray, none: int) -> np.ndarray:
@@ -124,9 +127,17 @@ def _times(ns: np.ndarray) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(ns.astype("datetime64[ns]")).tz_localize("UTC")
 
 
-def _creations(cols: dict[str, np.ndarray], st: dict[str, Any], seq0: int) -> pd.DataFrame:
+def _agent_goids(cols: dict[str, np.ndarray], st: dict[str, Any]) -> np.ndarray:
+    """Goroutines seen in the agent's own code: its timer-started pollers have no
+    creator stack to tell them by, but they block in the agent."""
+    return np.unique(cols["goid"][st["agent"][_index(cols["stack_id"], st["none"])]])
+
+
+def _creations(
+    cols: dict[str, np.ndarray], st: dict[str, Any], seq0: int, agent_goids: np.ndarray
+) -> pd.DataFrame:
     idx = _index(cols["stack_id"], st["none"])
-    keep = ~st["agent"][idx]
+    keep = ~st["agent"][idx] & ~np.isin(cols["new_goid"], agent_goids)
     cols = {k: v[keep] for k, v in cols.items()}
     idx = idx[keep]
     n = len(idx)
@@ -155,15 +166,19 @@ def _categories(codes: np.ndarray, names: list[Any]) -> pd.Categorical:
 
 
 def _transitions(
-    cols: dict[str, np.ndarray], st: dict[str, Any], strings: dict[int, str]
-) -> pd.DataFrame:
+    cols: dict[str, np.ndarray], st: dict[str, Any], strings: dict[int, str],
+    agent_goids: np.ndarray,
+) -> pd.DataFrame:  # fmt: skip
     site_idx = _index(cols["site_id"], st["none"])
-    keep = ~st["agent"][site_idx]
+    keep = ~st["agent"][site_idx] & ~np.isin(cols["goid"], agent_goids)
+    # a goroutine still waiting, declared again at each generation, did not change state
+    keep &= cols["from_state"] != cols["to_state"]
     cols = {k: v[keep] for k, v in cols.items()}
     site_idx = site_idx[keep]
     reasons = [strings[i] for i in sorted(strings)]
     # codes: a reason id is its position (ids are dense); -1 (no reason) is NA
     site_codes, site_names = pd.factorize(st["site_obj"][site_idx], use_na_sentinel=True)
+    at_codes, at_names = pd.factorize(st["at"][_index(cols["stack_id"], st["none"])])
     df = pd.DataFrame(
         {
             "time": _times(cols["time"]),
@@ -172,6 +187,7 @@ def _transitions(
             "to_state": _categories(cols["to_state"], list(STATES)),
             "reason": _categories(cols["reason_id"], reasons),
             "site": _categories(site_codes, list(site_names)),
+            "at": _categories(at_codes, list(at_names)),
             "stack_id": pd.arrays.IntegerArray(cols["stack_id"], cols["stack_id"] < 0),
         }
     )
@@ -337,8 +353,10 @@ def _tables(
         )
     st = reader.stacks.arrays()
     sumry["dropped_creations"], sumry["dropped_transitions"] = reader.dropped.values()
-    creations = _creations(reader.cols("C"), st, seq0 + reader.dropped["C"])
-    transitions = _transitions(reader.cols("T"), st, reader.strings)
+    tcols = reader.cols("T")
+    agents = _agent_goids(tcols, st)
+    creations = _creations(reader.cols("C"), st, seq0 + reader.dropped["C"], agents)
+    transitions = _transitions(tcols, st, reader.strings, agents)
     flips = pd.DataFrame(sumry.get("flips") or [], columns=["site_id", "from", "to", "count"])
     flips = pd.DataFrame(
         {

@@ -12,8 +12,10 @@ A zip archive (members stored, not deflated: parquet is compressed already)::
     manifest.json         what this is and where it came from (below)
     sched.parquet         one parquet file per table, the schemas of goleak_magic.tables
     waits.parquet
-    creations.parquet
+    creations.parquet     (its ``source`` column: older files, all Delve's, read as "delve")
     goroutines.parquet
+    transitions.parquet   (%gotrace; older files have none and read as empty)
+    metrics.parquet       (%gotrace --metrics; likewise)
     suspects.parquet
     log.parquet           the target's last stdout/stderr lines: time, stream, line
 
@@ -169,8 +171,8 @@ def _dlv_version(dlv: str) -> str | None:
 
 def _delve_version(target: Record) -> str | None:
     """The Delve that recorded creations (the dlv we would use)."""
-    if not len(target.tables["creations"]):
-        return None
+    if not (target.creations["source"] == "delve").any():
+        return None  # none, or only the execution tracer's
     try:
         return _dlv_version(find_dlv(target.settings.dlv))
     except GoleakError:
@@ -344,6 +346,8 @@ def read(path: str | Path) -> Recording:
                 for kind in KINDS
             }
             log = _read_table(zf, {"file": "log.parquet"})
+            # creations saved before the execution tracer came were all Delve's
+            frames["creations"]["source"] = frames["creations"]["source"].fillna("delve")
     except (zipfile.BadZipFile, KeyError, ValueError, OSError) as e:
         raise GoleakError(
             f"{path} is not a readable goleak_magic recording ({type(e).__name__}: {e}); "
@@ -400,9 +404,12 @@ def to_target(rec: Recording, name: str, settings: Settings) -> Record:
     )
     for kind in TABLE_KINDS:
         rows, df = target.tables[kind], frames[kind]
-        if isinstance(rows, tables.FrameLog):  # goroutines: one chunk per snapshot, as live
+        if kind == "goroutines":  # one chunk per snapshot, as live
             for _, chunk in df.groupby("snapshot", sort=True):
-                rows.add(chunk.reset_index(drop=True))
+                rows.add(chunk.reset_index(drop=True))  # type: ignore[union-attr]
+        elif isinstance(rows, tables.FrameLog):
+            if len(df):
+                rows.add(df)
         else:
             rows.extend(df.to_dict("records"))
         # Rows the live target had already let go of stay counted as dropped.

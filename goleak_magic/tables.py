@@ -18,16 +18,24 @@ waits       long table, one row per (tick, wait reason) with --detail
 creations   one row per goroutine creation seen by %dlvtrace or the execution tracer
             time, seq, goid (creator), new_goid, site ("func file:line" of the go
             statement), site_func, site_file, site_line, stack (tuple of "func file:line"),
-            stack_id (interned; per source), runtime (True for creations by the runtime
+            stack_id (interned per target: one id, one stack, whichever source saw
+            it), runtime (True for creations by the runtime
             itself), source ("delve" or "trace")
 transitions one row per goroutine state change kept from an execution trace
             (goleak_magic.exectrace): time, goid, from_state, to_state (undetermined,
             dead, runnable, running, waiting, syscall), reason ("chan receive",
             "sync.Mutex.Lock", ...: why it blocked; category), site (the go statement that
-            created the goroutine, NA if it predates the trace), stack_id (interned, the
-            trace's stacks: a block's is where it blocked, an unblock's is the waker's;
-            NA when none). Kept: blocks (-> waiting), unblocks (waiting ->) and ends
+            created the goroutine, NA if it predates the trace), at ("func file:line" of
+            the stack's innermost frame outside the runtime: where it blocked, or who
+            woke it; category), stack_id (interned with the target's other stacks: a
+            block's is where it blocked, an unblock's is the waker's; NA when none).
+            Kept: blocks (-> waiting), unblocks (waiting ->) and ends
             (-> dead); running<->runnable flips and syscalls only as counts per site.
+metrics     one row per poll of the target's runtime/metrics through the agent
+            (goleak_magic.gotrace: %gotrace --metrics MS, --on-spike): time, goroutines
+            (live), running, runnable, waiting, not_in_go (syscalls and cgo), created
+            (since start), gomaxprocs; the per-state counts need Go 1.26+ (else NA).
+            Cheap at any interval, unlike scheddetail's line per goroutine.
 sites       one row per creation site, from the creations (goleak_magic.creations.sites)
             site, site_func, site_file, site_line, runtime, count, alive (of them still
             alive at the newest listing; NA if none), rate_per_s, first, last, stacks
@@ -114,7 +122,18 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "to_state": "category",
         "reason": "category",
         "site": "category",
+        "at": "category",
         "stack_id": "Int64",
+    },
+    "metrics": {
+        "time": TIME,
+        "goroutines": "Int64",
+        "running": "Int64",
+        "runnable": "Int64",
+        "waiting": "Int64",
+        "not_in_go": "Int64",
+        "created": "Int64",
+        "gomaxprocs": "Int64",
     },
     "sites": {
         "site": "string",
