@@ -61,9 +61,10 @@ def need_agent(target: Record) -> str:
     return target.agent_socket
 
 
-def land(target: Record, tt: TraceTables) -> pd.DataFrame:
-    """Put a converted trace's rows into ``target``'s tables; return its creations as
-    they landed (numbered and interned as in the target's table)."""
+def land(target: Record, tt: TraceTables, after: pd.Timestamp | None = None) -> pd.DataFrame:
+    """Put a converted trace's rows into ``target``'s tables; return its creations
+    numbered and interned as in the target's table. Rows at or before ``after`` (what an
+    earlier freeze of the same recorder landed already) are returned, not landed again."""
     if target.stacks is None:
         target.stacks = Stacks()
     ids = sorted(tt.stacks)
@@ -73,9 +74,12 @@ def land(target: Record, tt: TraceTables) -> pd.DataFrame:
     log = target.tables["creations"]
     c = tt.creations.copy()
     c["stack_id"] = remap[c["stack_id"].to_numpy(np.int64)]
-    c["seq"] = np.arange(log.appended, log.appended + len(c), dtype=np.int64)
-    log.extend(c.to_dict("records"))
+    new = c["time"] > after if after is not None else np.ones(len(c), bool)
+    c.loc[new, "seq"] = np.arange(log.appended, log.appended + int(new.sum()), dtype=np.int64)
+    log.extend(c[new].to_dict("records"))
     t = tt.transitions
+    if after is not None:
+        t = t[t["time"] > after]
     if len(t):
         sid = t["stack_id"].to_numpy(np.int64, na_value=-1)
         mapped = remap[sid]
@@ -133,6 +137,7 @@ class GoTrace:
         self._done = threading.Event()
         self._lock = threading.Lock()  # one freeze at a time
         self.on_done: Callable[[GoTrace], None] | None = None
+        self._until: pd.Timestamp | None = None  # the newest row landed (freezes overlap)
 
     # ---- state ------------------------------------------------------------------------
     @property
@@ -202,7 +207,10 @@ class GoTrace:
     # ---- ending -----------------------------------------------------------------------
     def _landed(self, tt: TraceTables) -> pd.DataFrame:
         self.result = tt
-        self.window = land(self.target, tt)
+        self.window = land(self.target, tt, after=self._until)
+        ends = [df["time"].max() for df in (tt.creations, tt.transitions) if len(df)]
+        if ends:
+            self._until = max(ends)
         return self.window
 
     def _finish(self, error: BaseException | None = None) -> None:
