@@ -41,6 +41,7 @@ import pandas as pd
 from . import agent, tables
 from .delve.tracer import is_runtime
 from .errors import GoleakError
+from .goroutines import goroot_of
 from .tools import find_tracecv
 
 FORMAT = 1  # tracecv's FormatVersion
@@ -95,6 +96,15 @@ class _Stacks:
             site = frames[i] if 0 <= i < len(frames) else (None, None, None)
             self.entries[int(it["id"])] = (stack, *site)
 
+    def _goroot(self) -> str | None:
+        for st, *_ in self.entries.values():
+            for fr in st:
+                fn, _, loc = fr.partition(" ")
+                root = goroot_of(fn, loc)
+                if root:
+                    return root
+        return None
+
     def arrays(self) -> dict[str, Any]:
         n = max(self.entries, default=-1) + 1
         stack = np.empty(n + 1, dtype=object)
@@ -104,10 +114,16 @@ class _Stacks:
         site = np.empty(n + 1, dtype=object)
         mine = np.zeros(n + 1, dtype=bool)
         at = np.empty(n + 1, dtype=object)
+        goroot = self._goroot()
         for i, (st, fn, fl, ln) in self.entries.items():
             stack[i], func[i], file[i] = st, fn, fl
-            # where a goroutine blocked: the innermost frame above the runtime's own
-            at[i] = next((fr for fr in st if not is_runtime(fr.split(" ", 1)[0])), None)
+            # where a goroutine blocked: the innermost frame of the program's own code (as
+            # a dump's user_top), else the innermost above the runtime's own
+            split = [fr.partition(" ") for fr in st]
+            own = (fr for fr, (_, _, loc) in zip(st, split, strict=True)
+                   if goroot is None or not loc.startswith(goroot))  # fmt: skip
+            std = (fr for fr, (f, _, _) in zip(st, split, strict=True) if not is_runtime(f))
+            at[i] = next(own, None) or next(std, None)
             line[i] = ln if ln is not None else -1
             site[i] = f"{fn} {fl}:{ln}" if fn else None
             mine[i] = any(f"/{agent.FILE_STEM}" in fr for fr in st)
