@@ -87,14 +87,20 @@ class _Stacks:
 
     def __init__(self) -> None:
         self.entries: dict[int, tuple[tuple[str, ...], str | None, str | None, int | None]] = {}
+        self.agent = np.zeros(0, dtype=np.int64)  # ids of the stacks in the agent's code
 
     def add(self, items: list[dict[str, Any]]) -> None:
+        mine = []
         for it in items:
             frames = [(fn, file, line) for fn, file, line in it["frames"]]
             stack = tuple(f"{fn} {file}:{line}" for fn, file, line in frames)
+            if any(f"/{agent.FILE_STEM}" in fr for fr in stack):
+                mine.append(int(it["id"]))
             i = it["site"]
             site = frames[i] if 0 <= i < len(frames) else (None, None, None)
             self.entries[int(it["id"])] = (stack, *site)
+        if mine:
+            self.agent = np.union1d(self.agent, mine)
 
     def _goroot(self) -> str | None:
         for st, *_ in self.entries.values():
@@ -141,12 +147,6 @@ def _index(ids: np.ndarray, none: int) -> np.ndarray:
 
 def _times(ns: np.ndarray) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(ns.astype("datetime64[ns]")).tz_localize("UTC")
-
-
-def _agent_goids(cols: dict[str, np.ndarray], st: dict[str, Any]) -> np.ndarray:
-    """Goroutines seen in the agent's own code: its timer-started pollers have no
-    creator stack to tell them by, but they block in the agent."""
-    return np.unique(cols["goid"][st["agent"][_index(cols["stack_id"], st["none"])]])
 
 
 def _creations(
@@ -224,6 +224,9 @@ class _Reader:
         self.stacks = _Stacks()
         self.strings: dict[int, str] = {}
         self.summary: dict[str, Any] | None = None
+        # Goroutines seen in the agent's own code, also in rows let go since: its
+        # timer-started pollers have no creator stack to tell them by, but block there.
+        self.agent_goids: set[int] = set()
 
     def run(self) -> None:
         read = self.stream.read
@@ -257,6 +260,10 @@ class _Reader:
                 self.summary = data
 
     def _add(self, kind: str, block: np.ndarray) -> None:
+        if kind == "T" and len(self.stacks.agent):
+            names = self.columns["T"]
+            mine = np.isin(block[names.index("stack_id")], self.stacks.agent)
+            self.agent_goids.update(block[names.index("goid")][mine].tolist())
         chunks = self.chunks[kind]
         chunks.append(block)
         self.rows[kind] += block.shape[1]
@@ -369,10 +376,9 @@ def _tables(
         )
     st = reader.stacks.arrays()
     sumry["dropped_creations"], sumry["dropped_transitions"] = reader.dropped.values()
-    tcols = reader.cols("T")
-    agents = _agent_goids(tcols, st)
+    agents = np.fromiter(reader.agent_goids, dtype=np.int64)
     creations = _creations(reader.cols("C"), st, seq0 + reader.dropped["C"], agents)
-    transitions = _transitions(tcols, st, reader.strings, agents)
+    transitions = _transitions(reader.cols("T"), st, reader.strings, agents)
     flips = pd.DataFrame(sumry.get("flips") or [], columns=["site_id", "from", "to", "count"])
     flips = pd.DataFrame(
         {

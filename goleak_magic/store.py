@@ -313,6 +313,13 @@ def _read_table(zf: zipfile.ZipFile, entry: dict[str, Any]) -> pd.DataFrame:
     return df
 
 
+def _older(kind: str, df: pd.DataFrame) -> pd.DataFrame:
+    """A table as an older goleak_magic saved it, read as today's."""
+    if kind == "creations" and "source" not in df:
+        df["source"] = "delve"  # saved before the execution tracer came: all Delve's
+    return df
+
+
 @dataclass
 class Recording:
     """A recording as read from its file."""
@@ -340,14 +347,12 @@ def read(path: str | Path) -> Recording:
                     f"reads up to version {VERSION}; upgrade goleak_magic to open it."
                 )
             frames = {
-                kind: tables.conform(kind, _read_table(zf, man["tables"][kind]))
+                kind: tables.conform(kind, _older(kind, _read_table(zf, man["tables"][kind])))
                 if kind in man["tables"]
                 else tables.empty(kind)
                 for kind in KINDS
             }
             log = _read_table(zf, {"file": "log.parquet"})
-            # creations saved before the execution tracer came were all Delve's
-            frames["creations"]["source"] = frames["creations"]["source"].fillna("delve")
     except (zipfile.BadZipFile, KeyError, ValueError, OSError) as e:
         raise GoleakError(
             f"{path} is not a readable goleak_magic recording ({type(e).__name__}: {e}); "
