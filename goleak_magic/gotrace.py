@@ -76,7 +76,7 @@ def land(target: Record, tt: TraceTables, after: pd.Timestamp | None = None) -> 
     c["stack_id"] = remap[c["stack_id"].to_numpy(np.int64)]
     new = c["time"] > after if after is not None else np.ones(len(c), bool)
     c.loc[new, "seq"] = np.arange(log.appended, log.appended + int(new.sum()), dtype=np.int64)
-    log.extend(c[new].to_dict("records"))
+    log.add(c[new].reset_index(drop=True))  # type: ignore[union-attr]
     t = tt.transitions
     if after is not None:
         t = t[t["time"] > after]

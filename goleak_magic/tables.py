@@ -240,43 +240,78 @@ def objects(values: list[Any]) -> np.ndarray:
 class RowLog:
     """A thread-safe, bounded row buffer behind one live table.
 
-    Writers (reader threads) append dicts; readers get a fresh DataFrame. The newest
-    ``maxlen`` rows are kept so a long recording stays bounded; ``dropped`` says how many
-    of the oldest were let go.
+    Writers (reader threads) append dicts, or whole DataFrames already conforming to the
+    kind (``add``: a converted execution trace, with no dict per row); readers get a
+    fresh DataFrame, rows in the order they came. The newest ``maxlen`` rows are kept so
+    a long recording stays bounded; ``dropped`` says how many of the oldest were let go.
     """
 
     def __init__(self, kind: str, maxlen: int = 1_000_000) -> None:
         self.kind = kind
-        self._rows: deque[Mapping[str, Any]] = deque(maxlen=maxlen)
+        self.maxlen = maxlen
+        # runs of dict rows (lists) and DataFrame chunks, oldest first
+        self._parts: deque[list[Mapping[str, Any]] | pd.DataFrame] = deque()
+        self._held = 0
         self._lock = threading.Lock()
         self.appended = 0
         self._cache: tuple[int, pd.DataFrame] | None = None
 
     def append(self, row: Mapping[str, Any]) -> None:
-        with self._lock:
-            self._rows.append(row)
-            self.appended += 1
+        self.extend((row,))
 
     def extend(self, rows: Iterable[Mapping[str, Any]]) -> None:
         rows = list(rows)
         with self._lock:
-            self._rows.extend(rows)
-            self.appended += len(rows)
+            last = self._parts[-1] if self._parts else None
+            if isinstance(last, list):
+                last.extend(rows)
+            else:
+                self._parts.append(rows)
+            self._grew(len(rows))
+
+    def add(self, df: pd.DataFrame) -> None:
+        """Append a whole DataFrame of rows (conforming to the kind)."""
+        if len(df):
+            with self._lock:
+                self._parts.append(df)
+                self._grew(len(df))
+
+    def _grew(self, n: int) -> None:
+        self.appended += n
+        self._held += n
+        while self._held > self.maxlen:
+            head, over = self._parts[0], self._held - self.maxlen
+            if len(head) <= over:
+                self._parts.popleft()
+                self._held -= len(head)
+            else:
+                if isinstance(head, list):
+                    del head[:over]
+                else:
+                    self._parts[0] = head.iloc[over:]
+                self._held -= over
 
     @property
     def dropped(self) -> int:
-        return self.appended - len(self._rows)
+        return self.appended - self._held
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return self._held
 
     def frame(self) -> pd.DataFrame:
         with self._lock:
             if self._cache is not None and self._cache[0] == self.appended:
                 return self._cache[1].copy()
-            rows = list(self._rows)
+            parts = [list(p) if isinstance(p, list) else p for p in self._parts]
             n = self.appended
-        df = frame(self.kind, rows)
+        frames = [frame(self.kind, p) if isinstance(p, list) else p for p in parts]
+        if len(frames) == 1:
+            df = frames[0]
+        elif frames:
+            df = conform(self.kind, pd.concat(frames, ignore_index=True))
+        else:
+            df = empty(self.kind)
+        df = df.reset_index(drop=True)
         self._cache = (n, df)
         return df.copy()
 
