@@ -42,6 +42,11 @@ deadlock        the last snapshot is a deadlock's dump (``fatal error: all gorou
                 own code in it is a suspect.
 growth          ``score`` at or above SUSPECT_THRESHOLD (long-running services).
 
+An execution trace (``%gotrace``), where there is one, adds to each site's ``evidence``
+what it saw in its window (``with_trace``): goroutines created, how many never ended and
+where most of those last blocked. It changes no score and no verdict; a site only the
+trace saw gets a row that is never a suspect (no snapshot series, no trend).
+
 A healthy program has none of these: its workers end, it waits in I/O or on timers,
 and nothing it keeps grows. Suspects come first, sites whose ``go`` statement is in
 the program's own code before the test harness's (``testing.*``), then by score.

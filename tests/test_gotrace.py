@@ -15,7 +15,7 @@ from IPython.core.error import UsageError
 from IPython.core.interactiveshell import InteractiveShell
 
 import goleak_magic
-from goleak_magic import creations
+from goleak_magic import creations, gotrace
 from goleak_magic.tools import find_go
 from goleak_magic.viz import model
 
@@ -193,6 +193,15 @@ def test_file_and_url_on_each_go(ip: InteractiveShell, tmp_path: Path, toolchain
     rows = ip.run_line_magic("gotrace", f"--url {url} --name web --duration 1 --wait")
     assert (rows["source"] == "trace").all() and len(web.transitions) > 0
     assert web.gotrace is not None and web.gotrace.error is None
+
+
+def test_spike_rule() -> None:
+    """max(MIN_RISE, half the recent median) above that median: 10 on a quiet program,
+    half of it on a busy one; nothing before there is a history."""
+    assert gotrace.spike_rule([], 1000) is None
+    assert gotrace.spike_rule([4, 5, 6], 14) is None and gotrace.spike_rule([4, 5, 6], 15) == 5
+    busy = [100.0, 98, 103, 100, 250]  # one earlier spike does not move the median
+    assert gotrace.spike_rule(busy, 149) is None and gotrace.spike_rule(busy, 150) == 100
 
 
 def test_bad_input_and_old_go(ip: InteractiveShell, monkeypatch: pytest.MonkeyPatch) -> None:
