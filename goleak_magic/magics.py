@@ -395,7 +395,7 @@ class GoleakMagics(Magics):
     @argument(
         "--on-spike",
         action="store_true",
-        help="with --flight: freeze once when the goroutine count spikes (see the rule below)",
+        help="with --flight: freeze once when the goroutine count spikes (the rule is above)",
     )
     @argument(
         "--metrics",
