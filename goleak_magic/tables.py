@@ -249,8 +249,8 @@ class RowLog:
     def __init__(self, kind: str, maxlen: int = 1_000_000) -> None:
         self.kind = kind
         self.maxlen = maxlen
-        # runs of dict rows (lists) and DataFrame chunks, oldest first
-        self._parts: deque[list[Mapping[str, Any]] | pd.DataFrame] = deque()
+        # runs of dict rows (deques: the oldest go one by one) and DataFrame chunks
+        self._parts: deque[deque[Mapping[str, Any]] | pd.DataFrame] = deque()
         self._held = 0
         self._lock = threading.Lock()
         self.appended = 0
@@ -263,10 +263,10 @@ class RowLog:
         rows = list(rows)
         with self._lock:
             last = self._parts[-1] if self._parts else None
-            if isinstance(last, list):
+            if isinstance(last, deque):
                 last.extend(rows)
             else:
-                self._parts.append(rows)
+                self._parts.append(deque(rows))
             self._grew(len(rows))
 
     def add(self, df: pd.DataFrame) -> None:
@@ -285,8 +285,9 @@ class RowLog:
                 self._parts.popleft()
                 self._held -= len(head)
             else:
-                if isinstance(head, list):
-                    del head[:over]
+                if isinstance(head, deque):
+                    for _ in range(over):
+                        head.popleft()
                 else:
                     self._parts[0] = head.iloc[over:]
                 self._held -= over
@@ -302,7 +303,7 @@ class RowLog:
         with self._lock:
             if self._cache is not None and self._cache[0] == self.appended:
                 return self._cache[1].copy()
-            parts = [list(p) if isinstance(p, list) else p for p in self._parts]
+            parts = [list(p) if isinstance(p, deque) else p for p in self._parts]
             n = self.appended
         frames = [frame(self.kind, p) if isinstance(p, list) else p for p in parts]
         if len(frames) == 1:
