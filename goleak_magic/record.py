@@ -52,8 +52,9 @@ class Recorded:
 class Record:
     """One named target and everything recorded about it, with no process behind it.
 
-    ``sched``, ``waits``, ``creations``, ``goroutines`` and ``suspects`` are DataFrames
-    (a fresh copy on each access; empty with the right columns until filled).
+    ``sched``, ``waits``, ``creations``, ``goroutines``, ``transitions``, ``metrics``
+    and ``suspects`` are DataFrames (a fresh copy on each access; empty with the right
+    columns until filled).
     """
 
     name: str  # the session's name for it: session().targets[name]
@@ -90,7 +91,8 @@ class Record:
     metrics_poll: MetricsPoller | None = None  # its runtime/metrics poller, while one runs
     snapshot_lock: threading.Lock = field(default_factory=threading.Lock)  # one snapshot at once
     # ---- the recorded rows ----
-    # Snapshots arrive as whole DataFrames (see goleak_magic.snapshot), the rest as rows.
+    # Snapshots and traces' transitions arrive as whole DataFrames (FRAME_KINDS); the
+    # rest as rows, and a trace's creations as a DataFrame chunk (RowLog.add).
     tables: dict[str, tables.RowLog | tables.FrameLog] = field(init=False)
     # (rows appended to goroutines and transitions when ranked, the ranking): stale once
     # a snapshot or a trace is added
