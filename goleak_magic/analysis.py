@@ -42,6 +42,11 @@ deadlock        the last snapshot is a deadlock's dump (``fatal error: all gorou
                 own code in it is a suspect.
 growth          ``score`` at or above SUSPECT_THRESHOLD (long-running services).
 
+An execution trace (``%gotrace``), where there is one, adds to each site's ``evidence``
+what it saw in its window (``with_trace``): goroutines created, how many never ended and
+where most of those last blocked. It changes no score and no verdict; a site only the
+trace saw gets a row that is never a suspect (no snapshot series, no trend).
+
 A healthy program has none of these: its workers end, it waits in I/O or on timers,
 and nothing it keeps grows. Suspects come first, sites whose ``go`` statement is in
 the program's own code before the test harness's (``testing.*``), then by score.
@@ -336,6 +341,69 @@ def suspects(
     keys = ["suspect", "_own", "score", "alive"]
     out = out.sort_values(keys, ascending=False, ignore_index=True, kind="stable")
     return out.drop(columns="_own")
+
+
+def trace_evidence(creations: pd.DataFrame, transitions: pd.DataFrame) -> pd.DataFrame:
+    """Per creation site, from an execution trace: goroutines ``created`` in its window,
+    how many of them ``never_ended`` there, and where most of those last blocked
+    (``blocked_at``, "reason at func file:line")."""
+    c = creations[creations["source"] == "trace"]
+    cols = ["created", "never_ended", "blocked_at"]
+    if not len(c):
+        return pd.DataFrame(columns=cols, index=pd.Index([], name="site"))
+    t = transitions
+    ended = set(t.loc[t["to_state"] == "dead", "goid"].tolist())
+    c = c.assign(open=~c["new_goid"].isin(ended))
+    blocks = t[(t["to_state"] == "waiting") & t["goid"].isin(c.loc[c["open"], "new_goid"])]
+    last = blocks.sort_values("time").drop_duplicates("goid", keep="last")
+    place = (
+        last["reason"].astype(object).fillna("?") + " at " + last["at"].astype(object).fillna("?")
+    )
+    where = place.groupby(last["site"].astype(object).to_numpy()).agg(lambda p: p.mode().iloc[0])
+    out = c.groupby("site").agg(created=("seq", "size"), never_ended=("open", "sum"))
+    out["blocked_at"] = where.reindex(out.index)
+    return out
+
+
+def with_trace(
+    ranked: pd.DataFrame, creations: pd.DataFrame, transitions: pd.DataFrame
+) -> pd.DataFrame:
+    """``ranked`` (the suspects table) with an execution trace's evidence added to each
+    site's ``evidence`` (the rule and the scores stay the snapshots'); a site only the
+    trace saw gets a row of its own, never a suspect (no snapshot series, no trend)."""
+    ev = trace_evidence(creations, transitions)
+    if not len(ev):
+        return ranked
+    line = {
+        site: f"trace: {int(r.created):,} created in its window, {int(r.never_ended):,} "
+        "never ended" + (f", most last blocked in {r.blocked_at}" if isinstance(
+            r.blocked_at, str) else "")
+        for site, r in ev.iterrows()
+    }  # fmt: skip
+    out = ranked.copy()
+    known = set(out["site"].dropna())
+    out["evidence"] = [
+        f"{e}; {line[s]}" if s in line else e
+        for s, e in zip(out["site"], out["evidence"], strict=True)
+    ]
+    extra = [
+        {
+            "site": site,
+            "alive": int(r.never_ended),
+            "blocked_at": r.blocked_at if isinstance(r.blocked_at, str) else None,
+            "score": 0.0,
+            "suspect": False,
+            "persisted": 0,
+            "leaked_proven": 0,
+            "evidence": line[site],
+        }
+        for site, r in ev.iterrows()
+        if site not in known and r.never_ended
+    ]
+    if extra:
+        more = tables.frame("suspects", extra).sort_values("alive", ascending=False)
+        out = pd.concat([out, more], ignore_index=True) if len(out) else more
+    return tables.conform("suspects", out.reset_index(drop=True))
 
 
 def blocking(last: pd.DataFrame) -> dict[str, tuple[str, float, tuple[str, ...]]]:

@@ -40,6 +40,7 @@ import pandas as pd
 
 from . import agent, tables
 from .delve.tracer import is_runtime
+from .dumps.filters import goroot_of
 from .errors import GoleakError
 from .tools import find_tracecv
 
@@ -86,14 +87,29 @@ class _Stacks:
 
     def __init__(self) -> None:
         self.entries: dict[int, tuple[tuple[str, ...], str | None, str | None, int | None]] = {}
+        self.agent = np.zeros(0, dtype=np.int64)  # ids of the stacks in the agent's code
 
     def add(self, items: list[dict[str, Any]]) -> None:
+        mine = []
         for it in items:
             frames = [(fn, file, line) for fn, file, line in it["frames"]]
             stack = tuple(f"{fn} {file}:{line}" for fn, file, line in frames)
+            if any(f"/{agent.FILE_STEM}" in fr for fr in stack):
+                mine.append(int(it["id"]))
             i = it["site"]
             site = frames[i] if 0 <= i < len(frames) else (None, None, None)
             self.entries[int(it["id"])] = (stack, *site)
+        if mine:
+            self.agent = np.union1d(self.agent, mine)
+
+    def _goroot(self) -> str | None:
+        for st, *_ in self.entries.values():
+            for fr in st:
+                fn, _, loc = fr.partition(" ")
+                root = goroot_of(fn, loc)
+                if root:
+                    return root
+        return None
 
     def arrays(self) -> dict[str, Any]:
         n = max(self.entries, default=-1) + 1
@@ -103,8 +119,17 @@ class _Stacks:
         line = np.full(n + 1, -1, dtype=np.int64)
         site = np.empty(n + 1, dtype=object)
         mine = np.zeros(n + 1, dtype=bool)
+        at = np.empty(n + 1, dtype=object)
+        goroot = self._goroot()
         for i, (st, fn, fl, ln) in self.entries.items():
             stack[i], func[i], file[i] = st, fn, fl
+            # where a goroutine blocked: the innermost frame of the program's own code (as
+            # a dump's user_top), else the innermost above the runtime's own
+            split = [fr.partition(" ") for fr in st]
+            own = (fr for fr, (_, _, loc) in zip(st, split, strict=True)
+                   if goroot is None or not loc.startswith(goroot))  # fmt: skip
+            std = (fr for fr, (f, _, _) in zip(st, split, strict=True) if not is_runtime(f))
+            at[i] = next(own, None) or next(std, None)
             line[i] = ln if ln is not None else -1
             site[i] = f"{fn} {fl}:{ln}" if fn else None
             mine[i] = any(f"/{agent.FILE_STEM}" in fr for fr in st)
@@ -113,7 +138,7 @@ class _Stacks:
         return {"stack": stack, "func": pd.array(func, dtype="string"),
                 "file": pd.array(file, dtype="string"), "line": line, "site_obj": site,
                 "site": pd.array(site, dtype="string"), "runtime": rt, "agent": mine,
-                "none": n}  # fmt: skip
+                "at": at, "none": n}  # fmt: skip
 
 
 def _index(ids: np.ndarray, none: int) -> np.ndarray:
@@ -124,9 +149,11 @@ def _times(ns: np.ndarray) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(ns.astype("datetime64[ns]")).tz_localize("UTC")
 
 
-def _creations(cols: dict[str, np.ndarray], st: dict[str, Any], seq0: int) -> pd.DataFrame:
+def _creations(
+    cols: dict[str, np.ndarray], st: dict[str, Any], seq0: int, agent_goids: np.ndarray
+) -> pd.DataFrame:
     idx = _index(cols["stack_id"], st["none"])
-    keep = ~st["agent"][idx]
+    keep = ~st["agent"][idx] & ~np.isin(cols["new_goid"], agent_goids)
     cols = {k: v[keep] for k, v in cols.items()}
     idx = idx[keep]
     n = len(idx)
@@ -155,15 +182,19 @@ def _categories(codes: np.ndarray, names: list[Any]) -> pd.Categorical:
 
 
 def _transitions(
-    cols: dict[str, np.ndarray], st: dict[str, Any], strings: dict[int, str]
-) -> pd.DataFrame:
+    cols: dict[str, np.ndarray], st: dict[str, Any], strings: dict[int, str],
+    agent_goids: np.ndarray,
+) -> pd.DataFrame:  # fmt: skip
     site_idx = _index(cols["site_id"], st["none"])
-    keep = ~st["agent"][site_idx]
+    keep = ~st["agent"][site_idx] & ~np.isin(cols["goid"], agent_goids)
+    # a goroutine still waiting, declared again at each generation, did not change state
+    keep &= cols["from_state"] != cols["to_state"]
     cols = {k: v[keep] for k, v in cols.items()}
     site_idx = site_idx[keep]
     reasons = [strings[i] for i in sorted(strings)]
     # codes: a reason id is its position (ids are dense); -1 (no reason) is NA
     site_codes, site_names = pd.factorize(st["site_obj"][site_idx], use_na_sentinel=True)
+    at_codes, at_names = pd.factorize(st["at"][_index(cols["stack_id"], st["none"])])
     df = pd.DataFrame(
         {
             "time": _times(cols["time"]),
@@ -172,6 +203,7 @@ def _transitions(
             "to_state": _categories(cols["to_state"], list(STATES)),
             "reason": _categories(cols["reason_id"], reasons),
             "site": _categories(site_codes, list(site_names)),
+            "at": _categories(at_codes, list(at_names)),
             "stack_id": pd.arrays.IntegerArray(cols["stack_id"], cols["stack_id"] < 0),
         }
     )
@@ -192,6 +224,9 @@ class _Reader:
         self.stacks = _Stacks()
         self.strings: dict[int, str] = {}
         self.summary: dict[str, Any] | None = None
+        # Goroutines seen in the agent's own code, also in rows let go since: its
+        # timer-started pollers have no creator stack to tell them by, but block there.
+        self.agent_goids: set[int] = set()
 
     def run(self) -> None:
         read = self.stream.read
@@ -225,6 +260,10 @@ class _Reader:
                 self.summary = data
 
     def _add(self, kind: str, block: np.ndarray) -> None:
+        if kind == "T" and len(self.stacks.agent):
+            names = self.columns["T"]
+            mine = np.isin(block[names.index("stack_id")], self.stacks.agent)
+            self.agent_goids.update(block[names.index("goid")][mine].tolist())
         chunks = self.chunks[kind]
         chunks.append(block)
         self.rows[kind] += block.shape[1]
@@ -337,8 +376,9 @@ def _tables(
         )
     st = reader.stacks.arrays()
     sumry["dropped_creations"], sumry["dropped_transitions"] = reader.dropped.values()
-    creations = _creations(reader.cols("C"), st, seq0 + reader.dropped["C"])
-    transitions = _transitions(reader.cols("T"), st, reader.strings)
+    agents = np.fromiter(reader.agent_goids, dtype=np.int64)
+    creations = _creations(reader.cols("C"), st, seq0 + reader.dropped["C"], agents)
+    transitions = _transitions(reader.cols("T"), st, reader.strings, agents)
     flips = pd.DataFrame(sumry.get("flips") or [], columns=["site_id", "from", "to", "count"])
     flips = pd.DataFrame(
         {

@@ -72,6 +72,13 @@ def _parse_with_program_args(magic: Any, line: str) -> tuple[Any, list[str]]:
     return magic.parser.parse_args(tokens[:cut]), tokens[cut + 1 :]
 
 
+def _gotrace_started(handle: Any) -> str:
+    how = {"stream": "streaming the execution trace of", "flight": "flight recorder running on",
+           "url": "reading the execution trace at"}[handle.mode]  # fmt: skip
+    what = handle.what if handle.mode == "url" else handle.target.name
+    return f"{how} {what}"
+
+
 def _env_pairs(pairs: list[str] | None) -> dict[str, str]:
     env = {}
     for pair in pairs or []:
@@ -472,6 +479,128 @@ class GoleakMagics(Magics):
         handle.wait(progress=lambda text: print(f"\r{text}", end="", file=sys.stderr, flush=True))
         print(file=sys.stderr, flush=True)  # ends the progress line
         print(handle.trace.summary())
+        return self._out(var, handle.frame())
+
+    @magic_arguments()
+    @argument("target", nargs="?", help="name of the target (see %%golaunch --list)")
+    @argument("--duration", type=float, metavar="S", help="stream for S seconds, then stop")
+    @argument(
+        "--wait",
+        action="store_true",
+        help="block with a progress line (interrupt stops it) and return the rows",
+    )
+    @argument(
+        "--flight",
+        type=float,
+        metavar="S",
+        help="keep a flight recorder holding the last S seconds (Go 1.25+) instead of streaming",
+    )
+    @argument("--freeze", action="store_true", help="the flight recorder's window now, as rows")
+    @argument(
+        "--on-spike",
+        action="store_true",
+        help="with --flight: freeze once when the goroutine count spikes (the rule is above)",
+    )
+    @argument(
+        "--metrics",
+        type=int,
+        metavar="MS",
+        help="poll runtime/metrics goroutine counts into the metrics table every MS ms (0: stop)",
+    )
+    @argument("--save", metavar="FILE", help="also keep the raw stream in FILE (go tool trace)")
+    @argument(
+        "-o",
+        dest="var",
+        metavar="VAR",
+        type=_var_name,
+        help="store the rows in VAR (a background trace stores them when it ends)",
+    )
+    @argument("--stop", metavar="N", help="stop N's trace or flight recorder (rows land first)")
+    @argument("--sites", metavar="N", help="N's traced creations per go statement")
+    @argument("--url", help="a live service's /debug/pprof/trace (or /debug/pprof/) to read")
+    @argument("--file", help="a trace file: go test -trace, a saved /debug/pprof/trace")
+    @argument("--name", help="with --url/--file: the target that gets the rows (default: new)")
+    @line_magic
+    @_usage_errors
+    def gotrace(self, line: str) -> Any:
+        """Record every goroutine creation and every block with Go's execution tracer.
+
+        %gotrace N [--duration S] [--wait] [--save FILE] [-o VAR]
+        %gotrace N --flight S [--on-spike]      (then %gotrace N --freeze)
+        %gotrace N --metrics MS
+        %gotrace --stop N | --sites N
+        %gotrace --url URL [--name N] [--duration S] [--wait]
+        %gotrace --file trace.out [--name N]
+
+        Through the agent built into launched targets, at about a microsecond per event
+        (``%dlvtrace`` stops the program for a millisecond or two per creation). Rows land
+        in ``session().targets[N].creations`` (``source`` "trace": the go statement, the
+        creator, the new goroutine, the creator's stack) and ``.transitions`` (every block
+        with its reason and stack, every wake-up and end) when the capture ends
+        (``--stop``, ``--duration``, the program's exit) or at each ``--freeze``.
+
+        ``--flight S`` keeps a flight recorder holding the last S seconds (Go 1.25+; an
+        older Go streams instead and says so); ``--freeze`` returns its window now.
+        ``--on-spike`` freezes it once, by itself, when the live goroutine count (polled
+        every 0.2 s through runtime/metrics) rises at least max(10, half the median of
+        the last 5 s) above that median; the handle then says how long after the spike
+        the table was there. ``--metrics MS`` fills the ``metrics`` table (per-state
+        counts, Go 1.26+) that the timeline's counts panel draws.
+
+        ``--url`` reads a live service's own /debug/pprof/trace for ``--duration`` seconds
+        (default 5; no rebuild), ``--file`` a trace file; both make a recorded target
+        (named after ``--name``, or the file) unless ``--name`` names an existing one.
+        """
+        a = _parse(self.gotrace, _argv(line))
+        s = self.session
+        if a.stop:
+            handle = s.stop_gotrace(a.stop)
+            print(handle.summary())
+            return self._out(a.var, handle.frame())
+        if a.sites:
+            return self._out(a.var, s.gotrace_sites(a.sites))
+        if a.file:
+            handle = s.gotrace_file(a.file, name=a.name)
+            print(handle.summary())
+            return self._out(a.var, handle.frame())
+        if not a.url and not a.target:
+            raise GoleakError(
+                "say which target to trace: %gotrace NAME, --url URL or --file trace.out "
+                "(see %gotrace?)."
+            )
+        if a.freeze:
+            rows = s.gotrace_freeze(a.target)
+            print(s.get(a.target).gotrace.summary())  # type: ignore[union-attr]
+            return self._out(a.var, rows)
+        if a.metrics is not None:
+            poller = s.gotrace_metrics(a.target, a.metrics)
+            print(f"polling runtime/metrics of {a.target} every {a.metrics} ms" if poller
+                  else f"stopped polling runtime/metrics of {a.target}")  # fmt: skip
+            return None
+        var = a.var
+        on_done = None
+        if var is not None and not a.wait:
+
+            def on_done(handle: Any) -> None:
+                self.shell.user_ns[var] = handle.frame()
+
+        if a.url:
+            handle = s.gotrace_url(a.url, name=a.name or a.target,
+                                   duration=a.duration or 5.0, on_done=on_done)  # fmt: skip
+        else:
+            handle = s.gotrace(a.target, duration=a.duration, flight=a.flight,
+                               on_spike=a.on_spike, save=a.save, on_done=on_done)  # fmt: skip
+        print(_gotrace_started(handle))
+        for note in handle.notes:
+            print(f"note: {note}")
+        if not a.wait:
+            if var is not None:
+                print(f"{var} gets the rows when the trace ends (%gotrace --stop "
+                      f"{handle.target.name}).")  # fmt: skip
+            return handle
+        handle.wait(progress=lambda text: print(f"\r{text}", end="", file=sys.stderr, flush=True))
+        print(file=sys.stderr, flush=True)  # ends the progress line
+        print(handle.summary())
         return self._out(var, handle.frame())
 
     def _only_snapshotted(self) -> str:

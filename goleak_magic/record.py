@@ -27,8 +27,11 @@ if TYPE_CHECKING:
     from .creations import Tracing
     from .delve.server import DlvServer
     from .delve.tracer import Stacks
+    from .gotrace import GoTrace, MetricsPoller
 
-TABLE_KINDS = ("sched", "waits", "creations", "goroutines")
+TABLE_KINDS = ("sched", "waits", "creations", "goroutines", "transitions", "metrics")
+# Tables that grow by whole DataFrames (a snapshot, a converted trace), not row dicts.
+FRAME_KINDS = ("goroutines", "transitions")
 
 
 @dataclass(frozen=True)
@@ -49,8 +52,9 @@ class Recorded:
 class Record:
     """One named target and everything recorded about it, with no process behind it.
 
-    ``sched``, ``waits``, ``creations``, ``goroutines`` and ``suspects`` are DataFrames
-    (a fresh copy on each access; empty with the right columns until filled).
+    ``sched``, ``waits``, ``creations``, ``goroutines``, ``transitions``, ``metrics``
+    and ``suspects`` are DataFrames (a fresh copy on each access; empty with the right
+    columns until filled).
     """
 
     name: str  # the session's name for it: session().targets[name]
@@ -82,23 +86,27 @@ class Record:
     # ---- handles of the tools working on it (never saved; none on a recording) ----
     dlv: DlvServer | None = None  # the attached Delve (goleak_magic.delve.server)
     tracing: Tracing | None = None  # the newest %dlvtrace of it (goleak_magic.creations)
-    stacks: Stacks | None = None  # stack texts interned across its traces
+    stacks: Stacks | None = None  # stack texts interned across its traces (both sources)
+    gotrace: GoTrace | None = None  # the newest %gotrace of it (goleak_magic.gotrace)
+    metrics_poll: MetricsPoller | None = None  # its runtime/metrics poller, while one runs
     snapshot_lock: threading.Lock = field(default_factory=threading.Lock)  # one snapshot at once
     # ---- the recorded rows ----
-    # Snapshots arrive as whole DataFrames (see goleak_magic.snapshot), the rest as rows.
+    # Snapshots and traces' transitions arrive as whole DataFrames (FRAME_KINDS); the
+    # rest as rows, and a trace's creations as a DataFrame chunk (RowLog.add).
     tables: dict[str, tables.RowLog | tables.FrameLog] = field(init=False)
-    # (goroutine rows appended when ranked, the ranking): stale once a snapshot is added
-    _suspects: tuple[int, pd.DataFrame] = field(init=False)
+    # (rows appended to goroutines and transitions when ranked, the ranking): stale once
+    # a snapshot or a trace is added
+    _suspects: tuple[tuple[int, int], pd.DataFrame] = field(init=False)
     # One bounded buffer per stream, so a flood on one never evicts the other's tail.
     _log: dict[str, deque[tuple[float, str]]] = field(init=False, default_factory=dict)
     _log_lock: threading.Lock = field(init=False, default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self.tables = {
-            k: (tables.FrameLog if k == "goroutines" else tables.RowLog)(k, self.settings.max_rows)
+            k: (tables.FrameLog if k in FRAME_KINDS else tables.RowLog)(k, self.settings.max_rows)
             for k in TABLE_KINDS
         }
-        self._suspects = (0, tables.empty("suspects"))
+        self._suspects = ((0, 0), tables.empty("suspects"))
 
     # ---- tables ---------------------------------------------------------------------
     @property
@@ -118,11 +126,27 @@ class Record:
         return self.tables["goroutines"].frame()
 
     @property
+    def transitions(self) -> pd.DataFrame:
+        # chunks of different traces have different categories: one set again
+        return tables.conform("transitions", self.tables["transitions"].frame())
+
+    @property
+    def metrics(self) -> pd.DataFrame:
+        return self.tables["metrics"].frame()
+
+    def _ranked(self) -> tuple[int, int]:
+        return self.tables["goroutines"].appended, self.tables["transitions"].appended
+
+    @property
     def suspects(self) -> pd.DataFrame:
-        """Leak suspects ranked from the snapshots (``goleak_magic.analysis``)."""
-        n = self.tables["goroutines"].appended  # read first: a snapshot added meanwhile re-ranks
+        """Leak suspects ranked from the snapshots, with an execution trace's evidence
+        where there is one (``goleak_magic.analysis``)."""
+        n = self._ranked()  # read first: a snapshot added meanwhile re-ranks
         if self._suspects[0] != n:
-            self._suspects = (n, analysis.suspects(self.goroutines, ends=self.ends))
+            ranked = analysis.suspects(self.goroutines, ends=self.ends)
+            if n[1]:
+                ranked = analysis.with_trace(ranked, self.creations, self.transitions)
+            self._suspects = (n, ranked)
         return self._suspects[1].copy()
 
     @property
@@ -142,7 +166,7 @@ class Record:
 
     def keep_suspects(self, df: pd.DataFrame) -> None:
         """Use ``df`` as the ranking of the snapshots held now (a recording's, as saved)."""
-        self._suspects = (self.tables["goroutines"].appended, df)
+        self._suspects = (self._ranked(), df)
 
     # ---- process (a recording has none) ----------------------------------------------
     @property

@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 from . import agent as agent_mod
-from . import analysis, creations, store, testrun
+from . import analysis, creations, gotrace, store, testrun
 from . import build as build_mod
 from . import snapshot as snap
 from .delve import server as dlv
@@ -350,6 +350,110 @@ class Session:
         (shared with a running trace, else attached now and detached after)."""
         target = name if isinstance(name, Record) else self.get(name)
         return dlv.attached(target, workdir=self.workdir, dlv=self.settings.dlv)
+
+    # ---- execution traces (goleak_magic.gotrace, goleak_magic.exectrace) ------------
+    def gotrace(
+        self,
+        name: str,
+        *,
+        duration: float | None = None,
+        flight: float | None = None,
+        on_spike: bool = False,
+        save: str | Path | None = None,
+        on_done: Callable[[gotrace.GoTrace], None] | None = None,
+    ) -> gotrace.GoTrace:
+        """Record every creation and block of ``name`` with Go's execution tracer, through
+        its agent, in the background: streamed for ``duration`` seconds (None: until
+        ``stop_gotrace``), or with ``flight`` a flight recorder holding that many seconds,
+        frozen by ``gotrace_freeze`` or, with ``on_spike``, at the first spike of the
+        goroutine count. Rows land in ``targets[name].creations`` (``source`` "trace")
+        and ``.transitions``. ``save`` also keeps the raw stream there."""
+        target = self.get(name)
+        handle = gotrace.start(
+            target, duration=duration, flight=flight, on_spike=on_spike,
+            save=Path(save).expanduser() if save is not None else None, on_done=on_done,
+        )  # fmt: skip
+        if isinstance(target, Target):
+            target.add_closer(lambda: gotrace.stop_all(target))
+        return handle
+
+    def stop_gotrace(self, name: str) -> gotrace.GoTrace:
+        """End ``name``'s %gotrace (a stream's last rows land first)."""
+        handle = self.get(name).gotrace
+        if handle is None or not handle.running:
+            raise GoleakError(
+                f"{name} has no execution trace running; start one with %gotrace {name}."
+            )
+        return handle.stop()
+
+    def gotrace_freeze(self, name: str) -> pd.DataFrame:
+        """The flight recorder's window of ``name`` now, as creations (also landed in its
+        tables); the recorder keeps running."""
+        handle = self.get(name).gotrace
+        if handle is None or handle.mode != "flight":
+            raise GoleakError(
+                f"{name} has no flight recorder running; start one with %gotrace {name} "
+                "--flight SECONDS."
+            )
+        return handle.freeze()
+
+    def gotrace_sites(self, name: str) -> pd.DataFrame:
+        """Who creates ``name``'s goroutines, by the execution trace: its trace creations
+        grouped by go statement (``creations.sites``)."""
+        target = self.get(name)
+        df = target.creations
+        df = df[df["source"] == "trace"].reset_index(drop=True)
+        if not len(df):
+            raise GoleakError(
+                f"{name} has no creations from an execution trace yet; record some with "
+                f"%gotrace {name}."
+            )
+        return creations.sites(df, live=creations.live_set(target, None))
+
+    def gotrace_url(
+        self,
+        url: str,
+        *,
+        name: str | None = None,
+        duration: float = 5.0,
+        on_done: Callable[[gotrace.GoTrace], None] | None = None,
+    ) -> gotrace.GoTrace:
+        """A live service's ``/debug/pprof/trace`` for ``duration`` seconds into target
+        ``name`` (a new recorded target when it names none)."""
+        target = self._trace_target(name, "pprof-trace")
+        target.pprof_url = target.pprof_url or url
+        return gotrace.from_url(target, url, seconds=duration, on_done=on_done)
+
+    def gotrace_file(self, path: str | Path, *, name: str | None = None) -> gotrace.GoTrace:
+        """A trace file (``go test -trace``, a saved /debug/pprof/trace) into target
+        ``name`` (a new recorded target, named after the file, when it names none)."""
+        if not Path(path).expanduser().is_file():
+            raise GoleakError(f"{path} is not a file; give the path of a Go execution trace.")
+        target = self._trace_target(name, Path(path).stem)
+        try:
+            return gotrace.from_file(target, path)
+        except GoleakError:
+            if not len(target.creations) and not len(target.transitions):
+                self.targets.pop(target.name, None)  # a bad file leaves no empty target
+            raise
+
+    def gotrace_metrics(self, name: str, every_ms: int | None) -> gotrace.MetricsPoller | None:
+        """Poll ``name``'s runtime/metrics goroutine counts into its ``metrics`` table
+        every ``every_ms`` ms (None or 0: stop polling)."""
+        target = self.get(name)
+        if isinstance(target, Target):
+            target.add_closer(lambda: gotrace.metrics(target, None))
+        return gotrace.metrics(target, every_ms / 1000 if every_ms else None)
+
+    def _trace_target(self, name: str | None, default: str) -> Record:
+        if name is not None and name in self.targets:
+            return self.targets[name]
+        claimed = self._claim(name, default)
+        target = Record(claimed, self.settings)
+        target.started_at = pd.Timestamp.now(tz="UTC")
+        with self._lock:
+            self.targets[claimed] = target
+        return target
 
     # ---- snapshots (goleak_magic.snapshot, .analysis) -------------------------------
     def snapshot(

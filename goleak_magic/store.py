@@ -12,8 +12,10 @@ A zip archive (members stored, not deflated: parquet is compressed already)::
     manifest.json         what this is and where it came from (below)
     sched.parquet         one parquet file per table, the schemas of goleak_magic.tables
     waits.parquet
-    creations.parquet
+    creations.parquet     (its ``source`` column: older files, all Delve's, read as "delve")
     goroutines.parquet
+    transitions.parquet   (%gotrace; older files have none and read as empty)
+    metrics.parquet       (%gotrace --metrics; likewise)
     suspects.parquet
     log.parquet           the target's last stdout/stderr lines: time, stream, line
     instances.parquet     a fleet's only (goleak_magic.fleet): its instances and the
@@ -69,7 +71,7 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
-from . import tables
+from . import analysis, tables
 from .errors import GoleakError
 from .fleet.record import Fleet
 from .record import TABLE_KINDS, Record, Recorded
@@ -180,8 +182,8 @@ def _dlv_version(dlv: str) -> str | None:
 
 def _delve_version(target: Record) -> str | None:
     """The Delve that recorded creations (the dlv we would use)."""
-    if not len(target.tables["creations"]):
-        return None
+    if not (target.creations["source"] == "delve").any():
+        return None  # none, or only the execution tracer's
     try:
         return _dlv_version(find_dlv(target.settings.dlv))
     except GoleakError:
@@ -343,6 +345,17 @@ def _read_table(zf: zipfile.ZipFile, entry: dict[str, Any]) -> pd.DataFrame:
     return df
 
 
+def _older(kind: str, df: pd.DataFrame) -> pd.DataFrame:
+    """A table as an older goleak_magic saved it, read as today's."""
+    if kind == "creations" and "source" not in df:
+        df["source"] = "delve"  # saved before the execution tracer came: all Delve's
+    if kind == "suspects" and "suspect" not in df and "score" in df:
+        # saved before the suspect rule had parts: growth was the whole of it
+        df["suspect"] = df["score"] >= analysis.SUSPECT_THRESHOLD
+        df["why"] = df["suspect"].map({True: analysis.WHY["growth"], False: None})
+    return df
+
+
 @dataclass
 class Recording:
     """A recording as read from its file."""
@@ -371,7 +384,9 @@ def read(path: str | Path) -> Recording:
                 )
             saved = man["tables"]
             frames = {
-                kind: tables.conform(saved[kind].get("schema", kind), _read_table(zf, saved[kind]))
+                kind: tables.conform(
+                    saved[kind].get("schema", kind), _older(kind, _read_table(zf, saved[kind]))
+                )
                 if kind in saved
                 else tables.empty(kind)
                 for kind in (*KINDS, *(k for k in FLEET_KINDS if k in saved))
@@ -439,9 +454,12 @@ def to_target(rec: Recording, name: str, settings: Settings) -> Record:
     )
     for kind in TABLE_KINDS:
         rows, df = target.tables[kind], frames[kind]
-        if isinstance(rows, tables.FrameLog):  # goroutines: one chunk per snapshot, as live
+        if kind == "goroutines":  # one chunk per snapshot, as live
             for _, chunk in df.groupby("snapshot", sort=True):
-                rows.add(chunk.reset_index(drop=True))
+                rows.add(chunk.reset_index(drop=True))  # type: ignore[union-attr]
+        elif isinstance(rows, tables.FrameLog):
+            if len(df):
+                rows.add(df)
         else:
             rows.extend(df.to_dict("records"))
         # Rows the live target had already let go of stay counted as dropped.

@@ -18,16 +18,24 @@ waits       long table, one row per (tick, wait reason) with --detail
 creations   one row per goroutine creation seen by %dlvtrace or the execution tracer
             time, seq, goid (creator), new_goid, site ("func file:line" of the go
             statement), site_func, site_file, site_line, stack (tuple of "func file:line"),
-            stack_id (interned; per source), runtime (True for creations by the runtime
+            stack_id (interned per target: one id, one stack, whichever source saw
+            it), runtime (True for creations by the runtime
             itself), source ("delve" or "trace")
 transitions one row per goroutine state change kept from an execution trace
             (goleak_magic.exectrace): time, goid, from_state, to_state (undetermined,
             dead, runnable, running, waiting, syscall), reason ("chan receive",
             "sync.Mutex.Lock", ...: why it blocked; category), site (the go statement that
-            created the goroutine, NA if it predates the trace), stack_id (interned, the
-            trace's stacks: a block's is where it blocked, an unblock's is the waker's;
-            NA when none). Kept: blocks (-> waiting), unblocks (waiting ->) and ends
+            created the goroutine, NA if it predates the trace), at ("func file:line" of
+            the stack's innermost frame outside the runtime: where it blocked, or who
+            woke it; category), stack_id (interned with the target's other stacks: a
+            block's is where it blocked, an unblock's is the waker's; NA when none).
+            Kept: blocks (-> waiting), unblocks (waiting ->) and ends
             (-> dead); running<->runnable flips and syscalls only as counts per site.
+metrics     one row per poll of the target's runtime/metrics through the agent
+            (goleak_magic.gotrace: %gotrace --metrics MS, --on-spike): time, goroutines
+            (live), running, runnable, waiting, not_in_go (syscalls and cgo), created
+            (since start), gomaxprocs; the per-state counts need Go 1.26+ (else NA).
+            Cheap at any interval, unlike scheddetail's line per goroutine.
 sites       one row per creation site, from the creations (goleak_magic.creations.sites)
             site, site_func, site_file, site_line, runtime, count, alive (of them still
             alive at the newest listing; NA if none), rate_per_s, first, last, stacks
@@ -132,7 +140,18 @@ SCHEMAS: dict[str, dict[str, str]] = {
         "to_state": "category",
         "reason": "category",
         "site": "category",
+        "at": "category",
         "stack_id": "Int64",
+    },
+    "metrics": {
+        "time": TIME,
+        "goroutines": "Int64",
+        "running": "Int64",
+        "runnable": "Int64",
+        "waiting": "Int64",
+        "not_in_go": "Int64",
+        "created": "Int64",
+        "gomaxprocs": "Int64",
     },
     "sites": {
         "site": "string",
@@ -279,43 +298,79 @@ def objects(values: list[Any]) -> np.ndarray:
 class RowLog:
     """A thread-safe, bounded row buffer behind one live table.
 
-    Writers (reader threads) append dicts; readers get a fresh DataFrame. The newest
-    ``maxlen`` rows are kept so a long recording stays bounded; ``dropped`` says how many
-    of the oldest were let go.
+    Writers (reader threads) append dicts, or whole DataFrames already conforming to the
+    kind (``add``: a converted execution trace, with no dict per row); readers get a
+    fresh DataFrame, rows in the order they came. The newest ``maxlen`` rows are kept so
+    a long recording stays bounded; ``dropped`` says how many of the oldest were let go.
     """
 
     def __init__(self, kind: str, maxlen: int = 1_000_000) -> None:
         self.kind = kind
-        self._rows: deque[Mapping[str, Any]] = deque(maxlen=maxlen)
+        self.maxlen = maxlen
+        # runs of dict rows (deques: the oldest go one by one) and DataFrame chunks
+        self._parts: deque[deque[Mapping[str, Any]] | pd.DataFrame] = deque()
+        self._held = 0
         self._lock = threading.Lock()
         self.appended = 0
         self._cache: tuple[int, pd.DataFrame] | None = None
 
     def append(self, row: Mapping[str, Any]) -> None:
-        with self._lock:
-            self._rows.append(row)
-            self.appended += 1
+        self.extend((row,))
 
     def extend(self, rows: Iterable[Mapping[str, Any]]) -> None:
         rows = list(rows)
         with self._lock:
-            self._rows.extend(rows)
-            self.appended += len(rows)
+            last = self._parts[-1] if self._parts else None
+            if isinstance(last, deque):
+                last.extend(rows)
+            else:
+                self._parts.append(deque(rows))
+            self._grew(len(rows))
+
+    def add(self, df: pd.DataFrame) -> None:
+        """Append a whole DataFrame of rows (conforming to the kind)."""
+        if len(df):
+            with self._lock:
+                self._parts.append(df)
+                self._grew(len(df))
+
+    def _grew(self, n: int) -> None:
+        self.appended += n
+        self._held += n
+        while self._held > self.maxlen:
+            head, over = self._parts[0], self._held - self.maxlen
+            if len(head) <= over:
+                self._parts.popleft()
+                self._held -= len(head)
+            else:
+                if isinstance(head, deque):
+                    for _ in range(over):
+                        head.popleft()
+                else:
+                    self._parts[0] = head.iloc[over:]
+                self._held -= over
 
     @property
     def dropped(self) -> int:
-        return self.appended - len(self._rows)
+        return self.appended - self._held
 
     def __len__(self) -> int:
-        return len(self._rows)
+        return self._held
 
     def frame(self) -> pd.DataFrame:
         with self._lock:
             if self._cache is not None and self._cache[0] == self.appended:
                 return self._cache[1].copy()
-            rows = list(self._rows)
+            parts = [list(p) if isinstance(p, deque) else p for p in self._parts]
             n = self.appended
-        df = frame(self.kind, rows)
+        frames = [frame(self.kind, p) if isinstance(p, list) else p for p in parts]
+        if len(frames) == 1:
+            df = frames[0]
+        elif frames:
+            df = conform(self.kind, pd.concat(frames, ignore_index=True))
+        else:
+            df = empty(self.kind)
+        df = df.reset_index(drop=True)
         self._cache = (n, df)
         return df.copy()
 

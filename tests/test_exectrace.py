@@ -19,9 +19,8 @@ from goleak_magic.errors import GoleakError
 from goleak_magic.exectrace import FlightUnsupported
 from goleak_magic.tools import find_go
 
-from .conftest import wait_for
+from .conftest import PROGRAMS, wait_for
 
-PROGRAMS = Path(__file__).parent / "testdata"  # test programs (one place to rename)
 EXAMPLES = build.examples_dir()
 
 

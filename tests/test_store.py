@@ -122,6 +122,29 @@ def test_object_columns_round_trip(tmp_path: Path) -> None:
     assert r.suspects.example_stack.iloc[0] == suspects[0]["example_stack"]
 
 
+def test_a_recording_from_before_the_execution_tracer_loads(tmp_path: Path) -> None:
+    """Files written before %gotrace: no transitions or metrics table, no creation source."""
+    t = Target("older", Settings())
+    t.tables["creations"].extend(_object_rows()[1])
+    path = store.save(t, tmp_path / "new.goleak")
+    old = tmp_path / "old.goleak"
+    with zipfile.ZipFile(path) as zin, zipfile.ZipFile(old, "w") as zout:
+        man = json.loads(zin.read(store.MANIFEST))
+        for kind in ("transitions", "metrics"):
+            del man["tables"][kind]
+        zout.writestr(store.MANIFEST, json.dumps(man))
+        for name in zin.namelist():
+            if name == "creations.parquet":
+                df = pd.read_parquet(zin.open(name)).drop(columns="source")
+                zout.writestr(name, df.to_parquet(index=False))
+            elif name not in (store.MANIFEST, "transitions.parquet", "metrics.parquet"):
+                zout.writestr(name, zin.read(name))
+    r = Session().load(old)
+    assert r.creations["source"].tolist() == ["delve"] * len(r.creations) and len(r.creations)
+    assert r.transitions.empty and list(r.transitions) == list(store.tables.SCHEMAS["transitions"])
+    assert r.metrics.empty
+
+
 def test_save_replaces_and_leaves_no_temp_files(sess: Session, tmp_path: Path) -> None:
     t = _recorded_leakyservice(sess)
     path = tmp_path / "run.goleak"

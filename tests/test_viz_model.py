@@ -192,7 +192,7 @@ def test_layout_links_every_panel_to_one_axis_and_the_table(sess: Session) -> No
     (table,) = [c for c in fig.root.children if isinstance(c, DataTable)]
     assert table.source is src["table"]
     assert [c.field for c in table.columns] == [
-        "site", "created", "alive", "blocked_at", "wait_reason"
+        "site", "created", "alive", "blocked_at", "wait_reason", "blocked_for"
     ]  # fmt: skip
     for name, source in src.items():
         assert source.name == name and set(source.data) == set(data.sources[name])

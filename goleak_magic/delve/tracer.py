@@ -92,6 +92,12 @@ class Stacks:
             self._by_raw[key] = out
         return out
 
+    def intern_texts(self, stacks: list[tuple[str, ...]]) -> list[int]:
+        """The ids of stacks already in text form (the execution tracer's), in the same
+        id space as the hits', so one id is one stack on the target whatever saw it."""
+        with self._lock:
+            return [self.ids.setdefault(st, len(self.ids)) for st in stacks]
+
 
 class Trace:
     """One ``%dlvtrace`` run on one target: rows flow into ``sink`` as they come."""
@@ -324,6 +330,7 @@ class Trace:
             "stack": stack,
             "stack_id": stack_id,
             "runtime": is_runtime(site[0] if site else None),
+            "source": "delve",
         }
 
     def _call_row(self, hit: api.Hit, now_ns: int, seq: int) -> Row:

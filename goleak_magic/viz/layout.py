@@ -412,6 +412,7 @@ def _table(source: ColumnDataSource) -> DataTable:
             ),
             TableColumn(field="blocked_at", title="blocked at", width=300),
             TableColumn(field="wait_reason", title="wait reason", width=110),
+            TableColumn(field="blocked_for", title="blocked for (trace)", width=220),
         ],
         index_position=None,
         reorderable=False,

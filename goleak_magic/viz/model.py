@@ -60,6 +60,8 @@ class Recording:
     creations: pd.DataFrame = field(default_factory=lambda: tables.empty("creations"))
     goroutines: pd.DataFrame = field(default_factory=lambda: tables.empty("goroutines"))
     suspects: pd.DataFrame = field(default_factory=lambda: tables.empty("suspects"))
+    transitions: pd.DataFrame = field(default_factory=lambda: tables.empty("transitions"))
+    metrics: pd.DataFrame = field(default_factory=lambda: tables.empty("metrics"))
     name: str = ""
     dropped: dict[str, int] = field(default_factory=dict)
     # Live goroutine ids and when (ns) Delve listed them at the end of a trace (None: no
@@ -85,6 +87,8 @@ class Recording:
             creations=target.creations,
             goroutines=target.goroutines,
             suspects=target.suspects,
+            transitions=target.transitions,
+            metrics=target.metrics,
             name=target.name,
             dropped={k: log.dropped for k, log in target.tables.items() if log.dropped},
             live=trace_listing(handle.trace if handle is not None else None),
@@ -209,6 +213,7 @@ def build(rec: Recording, *, min_bin_ms: int = 0) -> TimelineData:
     else:  # Delve's listing at the end of a trace is newer: count the traced goroutines
         alive_by_site = creations.loc[created_alive, "site"].value_counts()
     sites = _site_catalogue(creations, last, last_sites, alive_by_site, rec.suspects, top)
+    _trace_blocks(sites, rec.transitions)
     n_slots = top + 1
 
     # ---- creations per (bin, site): the rate panel and the table -----------------------
@@ -249,13 +254,13 @@ def build(rec: Recording, *, min_bin_ms: int = 0) -> TimelineData:
             groups[i], group_stacks[i] = site, stack
 
     sources = {
-        "counts": _counts(sched, t_sched, b, g, t_snap),
+        "counts": _counts(sched, t_sched, b, g, t_snap, rec.metrics),
         "snaps": _snaps(g, t_snap),
         "sched": _sched(sched, t_sched, b),
         # only traced creations are a rate: first sightings in snapshots feed the table only
         "rate": _rate(agg if source == "trace" else agg.iloc[:0], slot_of_code, b, n_slots),
         "alive": _alive(g, t_snap, g_sites, sites["site"], slot_of_code, n_slots),
-        "spikes": _spikes(sched, g),
+        "spikes": _spikes(sched, g, rec.metrics),
         "instances": _instances(rec.series, rec.climbing),
         "agg": {
             "bin": agg["bin"].to_numpy(float),
@@ -270,10 +275,20 @@ def build(rec: Recording, *, min_bin_ms: int = 0) -> TimelineData:
             "alive": sites["alive"].to_numpy(float) if alive_known else np.full(len(sites), np.nan),
             "blocked_at": sites["blocked_at"].tolist(),
             "wait_reason": sites["wait_reason"].tolist(),
+            "blocked_for": sites["blocked_for"].tolist(),
             "stack": sites["stack"].tolist(),
         },
         "table": {
-            k: [] for k in ("site", "created", "alive", "blocked_at", "wait_reason", "stack")
+            k: []
+            for k in (
+                "site",
+                "created",
+                "alive",
+                "blocked_at",
+                "wait_reason",
+                "blocked_for",
+                "stack",
+            )
         },
         "window": {"x0": [], "x1": []},
     }
@@ -351,6 +366,54 @@ def _site_catalogue(
     return cat
 
 
+def block_times(transitions: pd.DataFrame) -> pd.DataFrame:
+    """Every block of an execution trace: site, where (``at``), ``reason``, ``seconds``
+    (until woken, or until the trace's end) and ``open`` (never woken in the trace)."""
+    t = transitions.sort_values(["goid", "time"], kind="stable")
+    by = t.groupby("goid", sort=False)
+    nxt_time, nxt_from = by["time"].shift(-1), by["from_state"].shift(-1)
+    blocks = (t["to_state"] == "waiting").to_numpy()
+    woken = (nxt_from == "waiting").to_numpy() & blocks
+    end = nxt_time.where(woken, t["time"].max())[blocks]
+    b = t[blocks]
+    return pd.DataFrame(
+        {
+            "site": b["site"].astype(object).fillna("(unknown site)").to_numpy(),
+            "at": b["at"].astype(object).to_numpy(),
+            "reason": b["reason"].astype(object).to_numpy(),
+            "seconds": (end - b["time"]).dt.total_seconds().to_numpy(),
+            "open": ~woken[blocks],
+        }
+    )
+
+
+def _trace_blocks(cat: pd.DataFrame, transitions: pd.DataFrame) -> None:
+    """Per site, from the execution trace: where its goroutines blocked (most often),
+    why, and for how long (``blocked_for``); the snapshot's place stays where it has one."""
+    cat["blocked_for"] = ""
+    if not len(transitions):
+        return
+    b = block_times(transitions)
+    if not len(b):
+        return
+    by = b.groupby("site")
+    at, reason = by["at"].agg(_mode), by["reason"].agg(_mode)
+    text = {
+        site: f"median {describe_s(g['seconds'].median())} over {len(g):,} blocks"
+        + (f", {int(g['open'].sum()):,} still blocked" if g["open"].any() else "")
+        for site, g in by
+    }
+    cat["blocked_for"] = [text.get(s, "") for s in cat["site"]]
+    cat["blocked_at"] = [a or at.get(s, "") for s, a in zip(cat["site"], cat["blocked_at"],
+                                                             strict=True)]  # fmt: skip
+    cat["wait_reason"] = [w or reason.get(s, "") for s, w in zip(cat["site"], cat["wait_reason"],
+                                                                  strict=True)]  # fmt: skip
+
+
+def describe_s(seconds: float) -> str:
+    return describe_ms(seconds * 1000) if seconds >= 1 else f"{seconds * 1000:.3g} ms"
+
+
 def _stacks(
     sites: pd.Series,
     creations: pd.DataFrame,
@@ -413,9 +476,17 @@ def _per_bin_peak(
 
 
 def _counts(
-    sched: pd.DataFrame, x: np.ndarray, b: int, g: pd.DataFrame, t_snap: np.ndarray
+    sched: pd.DataFrame,
+    x: np.ndarray,
+    b: int,
+    g: pd.DataFrame,
+    t_snap: np.ndarray,
+    metrics: pd.DataFrame,
 ) -> dict[str, Any]:
-    """Goroutines by state: per schedtrace tick with --detail, else per snapshot."""
+    """Goroutines by state: per schedtrace tick with --detail, else per runtime/metrics
+    poll (%gotrace --metrics), else per snapshot."""
+    if not sched["goroutines"].notna().any() and len(metrics):
+        return _metric_counts(metrics, b)
     if not sched["goroutines"].notna().any() and len(g):
         state = g["status"].fillna("other").astype(object).to_numpy()
         state = np.where(np.isin(state, STATES), state, "other")
@@ -454,6 +525,23 @@ def _instances(series: pd.DataFrame, climbing: frozenset[str]) -> dict[str, Any]
         cols["climbing"].append("climbing" if str(inst) in climbing else "steady")
         cols["last"].append(float(part["goroutines"].iloc[-1]))
     return cols
+
+
+def _metric_counts(m: pd.DataFrame, b: int) -> dict[str, Any]:
+    m, x = _per_bin_peak(m.reset_index(drop=True), ms(m["time"]), "goroutines", b)
+    total = m["goroutines"].to_numpy(float, na_value=np.nan)
+    cols = {
+        "waiting": m["waiting"],
+        "runnable": m["runnable"],
+        "running": m["running"],
+        "syscall": m["not_in_go"],
+    }
+    out = {"x": x, "total": total}
+    out |= {k: v.to_numpy(float, na_value=0.0) for k, v in cols.items()}
+    out["leaked"] = np.zeros(len(m))
+    # before Go 1.26 there are no per-state counts: all of them are "other"
+    out["other"] = np.maximum(total - sum(out[k] for k in cols), 0)
+    return out
 
 
 def _snaps(g: pd.DataFrame, x: np.ndarray) -> dict[str, Any]:
@@ -518,9 +606,11 @@ def _alive(
     return cols
 
 
-def _spikes(sched: pd.DataFrame, g: pd.DataFrame) -> dict[str, Any]:
+def _spikes(sched: pd.DataFrame, g: pd.DataFrame, metrics: pd.DataFrame) -> dict[str, Any]:
     if sched["goroutines"].notna().any():
         ep = growth_episodes(sched["time"], sched["goroutines"])
+    elif len(metrics):
+        ep = growth_episodes(metrics["time"], metrics["goroutines"])
     elif len(g):
         per = g.groupby("snapshot").agg(time=("time", "min"), n=("goid", "size"))
         ep = growth_episodes(per["time"], per["n"])
@@ -587,7 +677,7 @@ def _notes(
     notes = []
     if not any(has.values()):
         notes.append("Nothing recorded yet: with --live the panels fill in as the target runs.")
-    if has["counts"] and not rec.sched["goroutines"].notna().any():
+    if has["counts"] and not rec.sched["goroutines"].notna().any() and not len(rec.metrics):
         notes.append(
             "Goroutine counts by state come from the snapshots; launch with --detail for "
             "one per schedtrace tick."
@@ -603,7 +693,10 @@ def _notes(
             if data.creation_source == "snapshots"
             else ""
         )
-        notes.append(f"No creation trace: %dlvtrace {name} fills 'creations per site'.{src}")
+        notes.append(
+            f"No creation trace: %gotrace {name} or %dlvtrace {name} fills 'creations per "
+            f"site'.{src}"
+        )
     if not has["alive"]:
         notes.append(
             f"No snapshots: %schedsnap {name} fills 'alive per site' and the table's "

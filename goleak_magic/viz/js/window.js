@@ -45,7 +45,8 @@ const s = sites.data
 const col = (name) => codes.map((c) => s[name][c])
 table.data = {
   site: col("site"), created: codes.map((c) => n.get(c)), alive: codes.map((c) => a.get(c)),
-  blocked_at: col("blocked_at"), wait_reason: col("wait_reason"), stack: col("stack"),
+  blocked_at: col("blocked_at"), wait_reason: col("wait_reason"),
+  blocked_for: col("blocked_for"), stack: col("stack"),
 }
 table.selected.indices = []
 grid.view.change.emit()  // bokeh redraws a table only when its row count changes
