@@ -26,6 +26,29 @@ from .settings import Settings
 PROGRESS_EVERY_S = 0.5  # how often a blocking wait reports the trace's progress
 
 
+def wait_with_progress(
+    wait: Callable[[float], bool],
+    line: Callable[[], str],
+    interrupted: Callable[[], None],
+    timeout: float | None,
+    progress: Callable[[str], None],
+) -> bool:
+    """A trace's blocking wait (``wait(seconds)`` is True once it ended) that gives
+    ``progress`` its ``line()`` every ``PROGRESS_EVERY_S`` and once more at the end.
+    An interrupt (Ctrl-C) calls ``interrupted`` instead of leaving it running unwatched.
+    False if ``timeout`` seconds pass first."""
+    deadline = float("inf") if timeout is None else time.monotonic() + timeout
+    try:
+        while not wait(min(PROGRESS_EVERY_S, deadline - time.monotonic())):
+            if time.monotonic() >= deadline:
+                return False
+            progress(line())
+    except KeyboardInterrupt:
+        interrupted()
+    progress(line())
+    return True
+
+
 class Tracing:
     """A trace of one target, as the session hands it out: the ``Trace`` plus its rows."""
 
@@ -49,16 +72,13 @@ class Tracing:
         """
         if progress is None:
             return self.trace.wait(timeout)
-        deadline = float("inf") if timeout is None else time.monotonic() + timeout
-        try:
-            while not self.trace.wait(min(PROGRESS_EVERY_S, deadline - time.monotonic())):
-                if time.monotonic() >= deadline:
-                    return False
-                progress(self.trace.progress())
-        except KeyboardInterrupt:
-            self.stop("interrupted")
-        progress(self.trace.progress())
-        return True
+        return wait_with_progress(
+            self.trace.wait,
+            self.trace.progress,
+            lambda: self.stop("interrupted"),
+            timeout,
+            progress,
+        )
 
     def stop(self, reason: str = "stopped by the user") -> Tracing:
         self.trace.stop(reason)

@@ -44,7 +44,6 @@ SPIKE_POLL_S = 0.2
 SPIKE_BASELINE_S = 5.0
 SPIKE_MIN_HISTORY_S = 1.0  # polls before the rule is armed (a baseline needs a few)
 SPIKE_SHARE = 0.5
-PROGRESS_EVERY_S = 0.5
 
 
 def need_agent(target: Record) -> str:
@@ -151,17 +150,14 @@ class GoTrace:
         progress line now and then, and Ctrl-C stops the trace (its rows stay)."""
         if progress is None:
             return self._done.wait(timeout)
-        deadline = float("inf") if timeout is None else time.monotonic() + timeout
-        try:
-            while not self._done.wait(min(PROGRESS_EVERY_S, deadline - time.monotonic())):
-                if time.monotonic() >= deadline:
-                    return False
-                progress(self.progress_text())
-        except KeyboardInterrupt:
+
+        def interrupted() -> None:
             self.stop()
             self._done.wait(60)
-        progress(self.progress_text())
-        return True
+
+        return creations.wait_with_progress(
+            self._done.wait, self.progress_text, interrupted, timeout, progress
+        )
 
     def progress_text(self) -> str:
         p = self.progress
