@@ -261,13 +261,12 @@ class GoTrace:
         self._watch = SpikeWatch(self)
 
 
-class SpikeWatch:
-    """Polls runtime/metrics and freezes the flight recorder at the first spike."""
+class _Poller:
+    """A daemon thread running ``_run``, which waits on ``_stop`` between polls."""
 
-    def __init__(self, trace: GoTrace) -> None:
-        self.trace = trace
+    def __init__(self, thread_name: str) -> None:
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="goleak-on-spike", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=thread_name, daemon=True)
         self._thread.start()
 
     @property
@@ -276,6 +275,17 @@ class SpikeWatch:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class SpikeWatch(_Poller):
+    """Polls runtime/metrics and freezes the flight recorder at the first spike."""
+
+    def __init__(self, trace: GoTrace) -> None:
+        self.trace = trace
+        super().__init__("goleak-on-spike")
 
     def _run(self) -> None:
         tr = self.trace
@@ -302,7 +312,7 @@ class SpikeWatch:
             seen.append((now, count))
 
 
-class MetricsPoller:
+class MetricsPoller(_Poller):
     """runtime/metrics goroutine counts into the target's ``metrics`` table every
     ``every`` seconds, until stopped or the target is gone."""
 
@@ -311,16 +321,10 @@ class MetricsPoller:
         self.every = every
         self.sock = need_agent(target)
         exectrace.metrics(self.sock)  # a target without the endpoint says so now
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="goleak-metrics", daemon=True)
-        self._thread.start()
-
-    @property
-    def running(self) -> bool:
-        return self._thread.is_alive()
+        super().__init__("goleak-metrics")
 
     def stop(self) -> None:
-        self._stop.set()
+        super().stop()
         self._thread.join(5)
 
     def _run(self) -> None:
