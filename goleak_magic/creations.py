@@ -105,8 +105,11 @@ class Tracing:
         t = self.trace
         return t.started_ns, t.ended_ns or pd.Timestamp.now(tz="UTC").value
 
+    def summary(self) -> str:
+        return self.trace.summary()
+
     def __repr__(self) -> str:
-        return f"<dlvtrace {self.target.name}: {self.trace.summary()}>"
+        return f"<dlvtrace {self.target.name}: {self.summary()}>"
 
 
 _lock = threading.Lock()  # one trace starts at a time (target.tracing is checked, then set)

@@ -106,48 +106,45 @@ def _fleet_progress(instance: str, k: int, what: str) -> None:
     print(f"round {k}: {instance}: {what}", file=sys.stderr, flush=True)
 
 
-class _Progress:
-    """Shows a long snapshot's progress on one stderr line (a notebook redraws it)."""
+class _StderrLine:
+    """A progress line on stderr (a notebook redraws it), ended when the work ends."""
+
+    def __init__(self) -> None:
+        self._shown = False
+
+    def show(self, text: str) -> None:
+        self._shown = True
+        print(f"\r{text}", end="", file=sys.stderr, flush=True)
+
+    def __enter__(self) -> _StderrLine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._shown:
+            print(file=sys.stderr, flush=True)
+
+
+class _Progress(_StderrLine):
+    """Shows a long snapshot's progress."""
 
     EVERY_S = 0.5
 
     def __init__(self) -> None:
+        super().__init__()
         self._next = time.monotonic() + 1.0  # quick snapshots show nothing
-        self._shown = False
 
     def __call__(self, goroutines: int, nbytes: int) -> None:
         now = time.monotonic()
         if now >= self._next:
             self._next = now + self.EVERY_S
-            self._shown = True
-            print(f"\rread {goroutines:,} goroutines ({nbytes / 1e6:,.0f} MB)...", end="",
-                  file=sys.stderr, flush=True)  # fmt: skip
-
-    def __enter__(self) -> _Progress:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._shown:
-            print(file=sys.stderr, flush=True)
+            self.show(f"read {goroutines:,} goroutines ({nbytes / 1e6:,.0f} MB)...")
 
 
-class _TestProgress:
-    """One stderr line: tests done of all, and the last one's outcome."""
-
-    def __init__(self) -> None:
-        self._shown = False
+class _TestProgress(_StderrLine):
+    """Tests done of all, and the last one's outcome."""
 
     def __call__(self, done: int, total: int, result: Any) -> None:
-        self._shown = True
-        print(f"\r{done}/{total} tests; {result.test}: {result.outcome}" + " " * 20, end="",
-              file=sys.stderr, flush=True)  # fmt: skip
-
-    def __enter__(self) -> _TestProgress:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._shown:
-            print(file=sys.stderr, flush=True)
+        self.show(f"{done}/{total} tests; {result.test}: {result.outcome}" + " " * 20)
 
 
 @magics_class
@@ -453,33 +450,18 @@ class GoleakMagics(Magics):
         s = self.session
         if a.stop:
             handle = s.stop_trace(a.stop)
-            print(handle.trace.summary())
+            print(handle.summary())
             return self._out(a.var, handle.frame())
         if a.sites:
             return self._out(a.var, s.creation_sites(a.sites))
-        var = a.var
-        on_done = None
-        if var is not None and not a.wait:
-
-            def on_done(handle: Any) -> None:
-                self.shell.user_ns[var] = handle.frame()
-
         handle = s.trace(a.target, connect=a.connect, func=a.func, stack=a.stack,
                          duration=a.duration, max_events=a.max_events,
-                         on_done=on_done)  # fmt: skip
-        name = handle.target.name
+                         on_done=self._rows_when_done(a))  # fmt: skip
         what = f"calls of {handle.trace.hook}" if a.func else "goroutine creations"
-        print(f"tracing {what} in {name} (Delve {handle.trace.server.label})")
+        print(f"tracing {what} in {handle.target.name} (Delve {handle.trace.server.label})")
         for note in handle.trace.warnings:
             print(f"note: {note}")
-        if not a.wait:
-            if var is not None:
-                print(f"{var} gets the rows when the trace ends (%dlvtrace --stop {name}).")
-            return handle
-        handle.wait(progress=lambda text: print(f"\r{text}", end="", file=sys.stderr, flush=True))
-        print(file=sys.stderr, flush=True)  # ends the progress line
-        print(handle.trace.summary())
-        return self._out(var, handle.frame())
+        return self._started(handle, a, "dlvtrace")
 
     @magic_arguments()
     @argument("target", nargs="?", help="name of the target (see %%golaunch --list)")
@@ -577,13 +559,7 @@ class GoleakMagics(Magics):
             print(f"polling runtime/metrics of {a.target} every {a.metrics} ms" if poller
                   else f"stopped polling runtime/metrics of {a.target}")  # fmt: skip
             return None
-        var = a.var
-        on_done = None
-        if var is not None and not a.wait:
-
-            def on_done(handle: Any) -> None:
-                self.shell.user_ns[var] = handle.frame()
-
+        on_done = self._rows_when_done(a)
         if a.url:
             handle = s.gotrace_url(a.url, name=a.name or a.target,
                                    duration=a.duration or 5.0, on_done=on_done)  # fmt: skip
@@ -593,15 +569,31 @@ class GoleakMagics(Magics):
         print(_gotrace_started(handle))
         for note in handle.notes:
             print(f"note: {note}")
+        return self._started(handle, a, "gotrace")
+
+    def _rows_when_done(self, a: Any) -> Callable[[Any], None] | None:
+        """For a background trace with ``-o VAR``: stores its rows in VAR as it ends."""
+        var = a.var
+        if var is None or a.wait:
+            return None
+
+        def on_done(handle: Any) -> None:
+            self.shell.user_ns[var] = handle.frame()
+
+        return on_done
+
+    def _started(self, handle: Any, a: Any, magic: str) -> Any:
+        """A trace just started: its handle at once, or with ``--wait`` its rows once it
+        ends (a progress line meanwhile)."""
         if not a.wait:
-            if var is not None:
-                print(f"{var} gets the rows when the trace ends (%gotrace --stop "
+            if a.var is not None:
+                print(f"{a.var} gets the rows when the trace ends (%{magic} --stop "
                       f"{handle.target.name}).")  # fmt: skip
             return handle
-        handle.wait(progress=lambda text: print(f"\r{text}", end="", file=sys.stderr, flush=True))
-        print(file=sys.stderr, flush=True)  # ends the progress line
+        with _StderrLine() as line:
+            handle.wait(progress=line.show)
         print(handle.summary())
-        return self._out(var, handle.frame())
+        return self._out(a.var, handle.frame())
 
     def _only_snapshotted(self) -> str:
         names = [n for n, t in self.session.targets.items() if t.snapshots]
