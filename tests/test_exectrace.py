@@ -20,6 +20,7 @@ from goleak_magic.exectrace import FlightUnsupported
 from goleak_magic.tools import find_go
 
 from .conftest import PROGRAMS, wait_for
+from .trace_support import workers_test_trace
 
 EXAMPLES = build.examples_dir()
 
@@ -117,20 +118,7 @@ def test_truncated_trace_keeps_the_whole_generations(
 
 
 def test_go_test_trace_file(tmp_path: Path, toolchain: str) -> None:
-    pkg = tmp_path / "pkg"
-    pkg.mkdir()
-    (pkg / "go.mod").write_text("module tracedtest\n\ngo 1.22\n")
-    (pkg / "w_test.go").write_text(
-        'package w\n\nimport (\n\t"sync"\n\t"testing"\n)\n\n'
-        "func TestWorkers(t *testing.T) {\n\tvar wg sync.WaitGroup\n"
-        "\tfor i := 0; i < 7; i++ {\n\t\twg.Add(1)\n"
-        "\t\tgo func() { defer wg.Done() }() // the workers\n\t}\n\twg.Wait()\n}\n"
-    )
-    out = tmp_path / "test.trace"
-    subprocess.run(
-        [find_go(), "test", "-count=1", f"-trace={out}", "."], cwd=pkg, check=True,
-        capture_output=True, timeout=300,
-    )  # fmt: skip
+    pkg, out = workers_test_trace(tmp_path)
     tr = exectrace.from_file(out)
     line = go_line(pkg / "w_test.go", "// the workers")
     at = tr.creations[tr.creations["site"] == f"tracedtest.TestWorkers {pkg}/w_test.go:{line}"]

@@ -5,7 +5,6 @@ on at once), the flight recorder frozen by hand and on a spike, trace files and 
 from __future__ import annotations
 
 import os
-import subprocess
 import time
 from pathlib import Path
 
@@ -16,10 +15,10 @@ from IPython.core.interactiveshell import InteractiveShell
 
 import goleak_magic
 from goleak_magic import creations, gotrace
-from goleak_magic.tools import find_go
 from goleak_magic.viz import model
 
 from .conftest import PROGRAMS, wait_for
+from .trace_support import workers_test_trace
 from .viz_support import (
     chromium_page,
     drag,
@@ -158,20 +157,7 @@ def test_flight_recorder_on_spike_and_freeze_on_burstyservice(
 
 
 def test_file_and_url_on_each_go(ip: InteractiveShell, tmp_path: Path, toolchain: str) -> None:
-    pkg = tmp_path / "pkg"
-    pkg.mkdir()
-    (pkg / "go.mod").write_text("module tracedtest\n\ngo 1.22\n")
-    (pkg / "w_test.go").write_text(
-        'package w\n\nimport (\n\t"sync"\n\t"testing"\n)\n\n'
-        "func TestWorkers(t *testing.T) {\n\tvar wg sync.WaitGroup\n"
-        "\tfor i := 0; i < 7; i++ {\n\t\twg.Add(1)\n"
-        "\t\tgo func() { defer wg.Done() }() // the workers\n\t}\n\twg.Wait()\n}\n"
-    )
-    out = tmp_path / "test.trace"
-    subprocess.run(
-        [find_go(), "test", "-count=1", f"-trace={out}", "."], cwd=pkg, check=True,
-        capture_output=True, timeout=300,
-    )  # fmt: skip
+    _, out = workers_test_trace(tmp_path)
     rows = ip.run_line_magic("gotrace", f"--file {out} --name tt")
     s = goleak_magic.session()
     target = s.targets["tt"]
