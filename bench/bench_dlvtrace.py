@@ -117,16 +117,21 @@ def dlv_trace(binary: Path, n: int, delay: float) -> Run:
     return (*per_creation(times, n, "dlv trace", delay), used)
 
 
-def ours(binary: Path, n: int, delay: float, workdir: Path) -> Run:
-    """(mean, median gap, (CPU seconds, switches) of program + dlv + this process)."""
-    u0 = usage()
-    prog = start(binary, n, delay)
+def delve_rows(prog: subprocess.Popen[bytes], workdir: Path, who: str) -> list[dict]:
+    """Every creation goleak_magic's tracer (stack 8) records in ``prog`` until it exits."""
     rows: list[dict] = []
     server = dlv.attach(prog.pid, workdir=workdir).acquire()
     trace = Trace(server, rows.extend, stacks=Stacks(), depth=8).start()
     if not trace.wait(600) or trace.state != "exited":
-        raise SystemExit(f"our trace ended badly: {trace.summary()}")
+        raise SystemExit(f"{who} ended badly: {trace.summary()}")
     prog.wait()
+    return rows
+
+
+def ours(binary: Path, n: int, delay: float, workdir: Path) -> Run:
+    """(mean, median gap, (CPU seconds, switches) of program + dlv + this process)."""
+    u0 = usage()
+    rows = delve_rows(start(binary, n, delay), workdir, "our trace")
     used = since(u0)  # dlv was reaped when the trace ended
     site = f"main.main {SPAWN_GO}:{SPAWN_LINE}"
     times = [r["time"] for r in rows if r["site"] == site]

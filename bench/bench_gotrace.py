@@ -29,10 +29,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_dlvtrace import delve_rows  # bench/ is the script's folder, on sys.path
+
 from goleak_magic import build, exectrace, process
 from goleak_magic.build import examples_dir
-from goleak_magic.delve import server as dlv
-from goleak_magic.delve.tracer import Stacks, Trace
 from goleak_magic.tools import find_go, find_tracecv, go_version
 
 SPAWN_GO = examples_dir() / "spawn" / "main.go"
@@ -90,12 +90,7 @@ def gotrace(binary: Path, n: int, workdir: Path) -> tuple[float, float, float, P
 def dlvtrace(binary: Path, n: int, workdir: Path) -> float:
     prog = process.spawn([str(binary), "-n", str(n), "-delay", "4s", "-hold", "1ms"],
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    rows: list[dict] = []
-    server = dlv.attach(prog.pid, workdir=workdir).acquire()
-    trace = Trace(server, rows.extend, stacks=Stacks(), depth=8).start()
-    if not trace.wait(600) or trace.state != "exited":
-        raise SystemExit(f"the Delve trace ended badly: {trace.summary()}")
-    prog.wait()
+    rows = delve_rows(prog, workdir, "the Delve trace")
     times = [r["time"] for r in rows if r["site"] == SITE]
     if len(times) != n:
         raise SystemExit(f"dlvtrace saw {len(times)} creations, expected {n}")
