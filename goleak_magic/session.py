@@ -20,7 +20,7 @@ import threading
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
@@ -40,6 +40,7 @@ from .settings import Settings
 from .target import Target
 from .tools import binary_go_version, find_go
 
+_R = TypeVar("_R", bound=Record)
 _NAME_RE = re.compile(r"^[A-Za-z_][\w.-]*$")
 # How a test's snapshot relates to its end, as the suspect rule reads it (END_KINDS):
 # the final snapshot once the tests returned, or the dump of a hung or crashed binary.
@@ -82,6 +83,12 @@ class Session:
             while name in self.targets:
                 name, i = f"{base}-{i}", i + 1
             return name
+
+    def _add(self, target: _R) -> _R:
+        """``target`` (named by ``_claim``) joins ``targets``."""
+        with self._lock:
+            self.targets[target.name] = target
+        return target
 
     def get(self, name: str) -> Record:
         try:
@@ -127,8 +134,7 @@ class Session:
         go = find_go(self.settings.go)
         built = build_mod.build(spec, self.workdir, go=go, test=test, env=env, agent=agent)
         target = Target(claimed, self.settings)
-        with self._lock:
-            self.targets[claimed] = target
+        self._add(target)
         if built.agent:
             # A unix socket path must fit in 108 bytes; a forgotten namesake's socket goes.
             sock = self.workdir / f"agent-{claimed[:48]}.sock"
@@ -160,9 +166,7 @@ class Session:
         claimed = self._claim(name, Path(exe).name)
         target = Target(claimed, self.settings)
         target.attach(pid, version, exe)
-        with self._lock:
-            self.targets[claimed] = target
-        return target
+        return self._add(target)
 
     # ---- control --------------------------------------------------------------------
     def stop(self, name: str, *, dump: bool = False) -> Record:
@@ -198,9 +202,7 @@ class Session:
         recording = store.read(path)  # a bad file fails before a name is taken
         claimed = self._claim(name, recording.manifest["target"].get("name") or Path(path).stem)
         target = store.to_target(recording, claimed, self.settings)
-        with self._lock:
-            self.targets[claimed] = target
-        return target
+        return self._add(target)
 
     def load_dump(
         self, path: str | Path, *, name: str | None = None, stacks: bool = False
@@ -215,8 +217,7 @@ class Session:
         claimed = self._claim(name, where.stem)
         rec = Record(claimed, self.settings, kind="dump", spec=str(where), started_at=when,
                      ended_at=when)  # fmt: skip
-        with self._lock:
-            self.targets[claimed] = rec
+        self._add(rec)
         return [snap.add_dump(rec, d, source="file", when=when) for d in dumps]
 
     # ---- leaks in tests (goleak_magic.testrun) -------------------------------------
@@ -245,8 +246,7 @@ class Session:
             rec = Record(claimed, self.settings, state=r.outcome, kind="test",
                          spec=f"{package} -test.run ^{r.test}$", go_version=done.go_version,
                          exit_status=r.exit_status)  # fmt: skip
-            with self._lock:
-                self.targets[claimed] = rec
+            self._add(rec)
             g = r.goroutines
             if len(g):
                 leak = r.settle.get("profile") == "goroutineleak"
@@ -341,9 +341,7 @@ class Session:
         target.kind, target.spec, target.remote_pid = "remote", address, server.pid
         target.go_version = server.version.target_go_version
         dlv.register(target, server, resume=resume)
-        with self._lock:
-            self.targets[claimed] = target
-        return target
+        return self._add(target)
 
     def delve(self, name: str | Record) -> AbstractContextManager[dlv.DlvServer]:
         """``with session().delve(name) as dbg: dbg.run_halted(fn)``: the target's Delve
@@ -449,11 +447,7 @@ class Session:
         if name is not None and name in self.targets:
             return self.targets[name]
         claimed = self._claim(name, default)
-        target = Record(claimed, self.settings)
-        target.started_at = pd.Timestamp.now(tz="UTC")
-        with self._lock:
-            self.targets[claimed] = target
-        return target
+        return self._add(Record(claimed, self.settings, started_at=pd.Timestamp.now(tz="UTC")))
 
     # ---- snapshots (goleak_magic.snapshot, .analysis) -------------------------------
     def snapshot(
@@ -561,9 +555,7 @@ class Session:
             series=series,
             headers=hdrs,
         )
-        with self._lock:
-            self.targets[claimed] = fleet
-        return fleet
+        return self._add(fleet)
 
     def fleet_snapshot(
         self,
