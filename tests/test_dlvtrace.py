@@ -4,7 +4,6 @@ every way a trace can end — through a real IPython shell where a user would ty
 from __future__ import annotations
 
 import os
-import re
 import signal
 import threading
 from collections.abc import Callable
@@ -25,17 +24,11 @@ from goleak_magic.tools import find_go
 
 from .conftest import HeadlessDlv, pid_alive, wait_for
 from .test_delve_server import tracer_pid
+from .trace_support import go_line
 
-
-def go_line(example: str, pattern: str) -> int:
-    """The line of ``example``'s main.go that matches ``pattern`` (the go statement)."""
-    text = (examples_dir() / example / "main.go").read_text().splitlines()
-    [n] = [i + 1 for i, ln in enumerate(text) if re.search(pattern, ln)]
-    return n
-
-
-SPAWN_LINE = go_line("spawn", r"^\s*go park\(ch\)$")
-LEAK_LINE = go_line("leakyservice", r"^\tgo func\(\) \{$")  # the handler's, one tab in
+SPAWN_LINE = go_line(examples_dir() / "spawn" / "main.go", r"^\s*go park\(ch\)$")
+# the handler's, one tab in
+LEAK_LINE = go_line(examples_dir() / "leakyservice" / "main.go", r"^\tgo func\(\) \{$")
 
 
 def spawn_site() -> str:

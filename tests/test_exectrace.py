@@ -20,16 +20,9 @@ from goleak_magic.exectrace import FlightUnsupported
 from goleak_magic.tools import find_go
 
 from .conftest import PROGRAMS, wait_for
-from .trace_support import workers_test_trace
+from .trace_support import go_line, workers_test_trace
 
 EXAMPLES = build.examples_dir()
-
-
-def go_line(path: Path, text: str) -> int:
-    """The line number of the one line of ``path`` that contains ``text``."""
-    hits = [i for i, ln in enumerate(path.read_text().splitlines(), 1) if text in ln]
-    assert len(hits) == 1, hits
-    return hits[0]
 
 
 class Running(NamedTuple):
@@ -77,7 +70,7 @@ def test_spawn_trace_has_exactly_n_creations_at_the_go_statement(
     m = exectrace.metrics(t.sock)
     assert m["goroutines"] >= n and m["waiting"] >= n and m["created"] >= n
     tr = cap.stop().result(timeout=60)
-    line = go_line(EXAMPLES / "spawn" / "main.go", "go park(ch)")
+    line = go_line(EXAMPLES / "spawn" / "main.go", r"go park\(ch\)")
     c = tr.creations
     at = c[c["site"].str.endswith(f"spawn/main.go:{line}")]
     assert len(at) == n and at["new_goid"].nunique() == n
@@ -167,7 +160,7 @@ def test_flight_recorder_frozen_on_a_burst_holds_the_burst_site_first(
     wait_for(lambda: exectrace.metrics(t.sock)["goroutines"] > 250, what="a burst")
     tr = exectrace.flight_freeze(t.sock)
     exectrace.flight_stop(t.sock)
-    line = go_line(EXAMPLES / "burstyservice" / "main.go", "go func(id int64) {")
+    line = go_line(EXAMPLES / "burstyservice" / "main.go", r"go func\(id int64\) \{")
     top = tr.creations["site"].value_counts().index[0]
     assert top.endswith(f"burstyservice/main.go:{line}") and top.startswith("main.serveBurst")
     assert tr.creations["site"].value_counts().iloc[0] >= 300

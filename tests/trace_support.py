@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
 from goleak_magic.tools import find_go
+
+
+def go_line(path: Path, pattern: str) -> int:
+    """The number of the one line of ``path`` that matches the regexp ``pattern`` (a go
+    statement: where a trace's creations must point)."""
+    hits = [i for i, ln in enumerate(path.read_text().splitlines(), 1) if re.search(pattern, ln)]
+    assert len(hits) == 1, hits
+    return hits[0]
 
 
 def workers_test_trace(tmp_path: Path) -> tuple[Path, Path]:
