@@ -79,6 +79,21 @@ def _gotrace_started(handle: Any) -> str:
     return f"{how} {what}"
 
 
+# %dlvtrace and %gotrace: --wait and -o VAR mean the same in both (GoleakMagics._started).
+_trace_wait = argument(
+    "--wait",
+    action="store_true",
+    help="block with a progress line (interrupt stops it) and return the rows",
+)
+_trace_var = argument(
+    "-o",
+    dest="var",
+    metavar="VAR",
+    type=_var_name,
+    help="store the rows in VAR (a background trace stores them when it ends)",
+)
+
+
 def _env_pairs(pairs: list[str] | None) -> dict[str, str]:
     env = {}
     for pair in pairs or []:
@@ -410,18 +425,8 @@ class GoleakMagics(Magics):
     )
     @argument("--duration", type=float, metavar="S", help="stop after S seconds")
     @argument("--max-events", type=int, metavar="K", help="stop after K events")
-    @argument(
-        "--wait",
-        action="store_true",
-        help="block with a progress line (interrupt stops it) and return the rows",
-    )
-    @argument(
-        "-o",
-        dest="var",
-        metavar="VAR",
-        type=_var_name,
-        help="store the rows in VAR (a background trace stores them when it ends)",
-    )
+    @_trace_wait
+    @_trace_var
     @argument("--stop", metavar="N", help="stop N's trace (Delve detaches; the program runs on)")
     @argument("--sites", metavar="N", help="N's creations per go statement, busiest leaker first")
     @argument(
@@ -466,11 +471,7 @@ class GoleakMagics(Magics):
     @magic_arguments()
     @argument("target", nargs="?", help="name of the target (see %%golaunch --list)")
     @argument("--duration", type=float, metavar="S", help="stream for S seconds, then stop")
-    @argument(
-        "--wait",
-        action="store_true",
-        help="block with a progress line (interrupt stops it) and return the rows",
-    )
+    @_trace_wait
     @argument(
         "--flight",
         type=float,
@@ -490,13 +491,7 @@ class GoleakMagics(Magics):
         help="poll runtime/metrics goroutine counts into the metrics table every MS ms (0: stop)",
     )
     @argument("--save", metavar="FILE", help="also keep the raw stream in FILE (go tool trace)")
-    @argument(
-        "-o",
-        dest="var",
-        metavar="VAR",
-        type=_var_name,
-        help="store the rows in VAR (a background trace stores them when it ends)",
-    )
+    @_trace_var
     @argument("--stop", metavar="N", help="stop N's trace or flight recorder (rows land first)")
     @argument("--sites", metavar="N", help="N's traced creations per go statement")
     @argument("--url", help="a live service's /debug/pprof/trace (or /debug/pprof/) to read")
