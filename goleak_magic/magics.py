@@ -454,9 +454,7 @@ class GoleakMagics(Magics):
         a = _parse(self.dlvtrace, _argv(line))
         s = self.session
         if a.stop:
-            handle = s.stop_trace(a.stop)
-            print(handle.summary())
-            return self._out(a.var, handle.frame())
+            return self._ended(s.stop_trace(a.stop), a.var)
         if a.sites:
             return self._out(a.var, s.creation_sites(a.sites))
         handle = s.trace(a.target, connect=a.connect, func=a.func, stack=a.stack,
@@ -531,15 +529,11 @@ class GoleakMagics(Magics):
         a = _parse(self.gotrace, _argv(line))
         s = self.session
         if a.stop:
-            handle = s.stop_gotrace(a.stop)
-            print(handle.summary())
-            return self._out(a.var, handle.frame())
+            return self._ended(s.stop_gotrace(a.stop), a.var)
         if a.sites:
             return self._out(a.var, s.gotrace_sites(a.sites))
         if a.file:
-            handle = s.gotrace_file(a.file, name=a.name)
-            print(handle.summary())
-            return self._out(a.var, handle.frame())
+            return self._ended(s.gotrace_file(a.file, name=a.name), a.var)
         if not a.url and not a.target:
             raise GoleakError(
                 "say which target to trace: %gotrace NAME, --url URL or --file trace.out "
@@ -587,8 +581,12 @@ class GoleakMagics(Magics):
             return handle
         with _StderrLine() as line:
             handle.wait(progress=line.show)
+        return self._ended(handle, a.var)
+
+    def _ended(self, handle: Any, var: str | None) -> Any:
+        """A trace that ended: its summary printed, its rows returned (or put in VAR)."""
         print(handle.summary())
-        return self._out(a.var, handle.frame())
+        return self._out(var, handle.frame())
 
     def _only_snapshotted(self) -> str:
         names = [n for n, t in self.session.targets.items() if t.snapshots]
