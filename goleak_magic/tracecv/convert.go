@@ -9,6 +9,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/exp/trace"
 )
@@ -37,6 +38,11 @@ const (
 	progressEvery = 1 << 18
 	newprocFunc   = "runtime.newproc"
 )
+
+// FlushInterval: pending rows are written out (and the output flushed) once this much
+// wall clock has passed since the last time, so a streamed trace's rows reach the
+// notebook while it runs (the runtime cuts a generation about every second).
+const FlushInterval = 500 * time.Millisecond
 
 // Options of one conversion.
 type Options struct {
@@ -127,14 +133,26 @@ type converter struct {
 	haveClock   bool
 	clockTrace  trace.Time
 	clockWallNs int64
+
+	lastFlush time.Time
+	writeErr  error // a failed write of the output, which ends the conversion
 }
 
+// countingReader counts the trace's bytes and, before each read, writes out the rows
+// pending for FlushInterval (due). The parser reads a generation whole before it yields
+// its events and asks for more input only once it has yielded them all, so a read
+// (which on a live stream waits for the next generation) is where every row known so far
+// is in, and where checking after each event would wait a generation longer.
 type countingReader struct {
-	r io.Reader
-	n int64
+	r   io.Reader
+	n   int64
+	due func() error
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
+	if err := c.due(); err != nil {
+		return 0, err
+	}
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err
@@ -146,7 +164,6 @@ func (c *countingReader) Read(p []byte) (int, error) {
 func Convert(r io.Reader, w io.Writer, opts Options) (err error) {
 	c := &converter{
 		out:         bufio.NewWriterSize(w, 1<<20),
-		count:       &countingReader{r: r},
 		opts:        opts,
 		byHandle:    map[trace.Stack]int64{},
 		byKey:       map[string]int64{},
@@ -156,7 +173,9 @@ func Convert(r io.Reader, w io.Writer, opts Options) (err error) {
 		flips:       map[flipKey]int64{},
 		creations:   newColumns(frameCreations, len(creationColumns)),
 		transitions: newColumns(frameTransitions, len(transitionColumns)),
+		lastFlush:   time.Now(),
 	}
+	c.count = &countingReader{r: r, due: c.due}
 	header, _ := json.Marshal(map[string]any{
 		"format": FormatVersion,
 		"columns": map[string][]string{
@@ -168,6 +187,9 @@ func Convert(r io.Reader, w io.Writer, opts Options) (err error) {
 		return err
 	}
 	readErr := c.read()
+	if c.writeErr != nil {
+		return c.writeErr
+	}
 	if readErr != nil {
 		c.sum.Error = readErr.Error()
 		// x/exp/trace's words for a version it does not read ("unknown or unsupported
@@ -253,7 +275,7 @@ func (c *converter) goTransition(ev trace.Event, st trace.StateTransition) error
 		c.creations.add(t, int64(ev.Goroutine()), int64(id), sid)
 		c.sum.Creations++
 		if c.creations.rows() >= chunkRows {
-			return c.flush(c.creations)
+			return c.flushRows()
 		}
 		return nil
 	case from == trace.GoUndetermined || (to != trace.GoWaiting && to != trace.GoNotExist && from != trace.GoWaiting):
@@ -277,7 +299,7 @@ func (c *converter) goTransition(ev trace.Event, st trace.StateTransition) error
 	c.transitions.add(t, int64(id), int64(from), int64(to), c.str(st.Reason), stack, site)
 	c.sum.Transitions++
 	if c.transitions.rows() >= chunkRows {
-		return c.flush(c.transitions)
+		return c.flushRows()
 	}
 	return nil
 }
@@ -367,6 +389,33 @@ func (c *converter) frame(kind byte, payload []byte) error {
 	return err
 }
 
+// due writes out the pending rows when FlushInterval has passed since the last flush.
+func (c *converter) due() error {
+	if c.creations.rows()+c.transitions.rows() == 0 || time.Since(c.lastFlush) < FlushInterval {
+		return nil
+	}
+	if err := c.flushRows(); err != nil {
+		c.writeErr = err
+		return err
+	}
+	if err := c.out.Flush(); err != nil {
+		c.writeErr = err
+		return err
+	}
+	return nil
+}
+
+// flushRows writes the pending rows of both tables, transitions first: a loader that
+// takes each frame as it comes then knows the goroutines that block in the agent's code
+// before it sees their creations.
+func (c *converter) flushRows() error {
+	c.lastFlush = time.Now()
+	if err := c.flush(c.transitions); err != nil {
+		return err
+	}
+	return c.flush(c.creations)
+}
+
 // flush writes the interned tables the rows refer to, then the rows.
 func (c *converter) flush(cols *columns) error {
 	n := cols.rows()
@@ -410,10 +459,7 @@ func (c *converter) progress() error {
 }
 
 func (c *converter) finish() error {
-	if err := c.flush(c.creations); err != nil {
-		return err
-	}
-	if err := c.flush(c.transitions); err != nil {
+	if err := c.flushRows(); err != nil {
 		return err
 	}
 	if err := c.flushTables(); err != nil { // the stacks the flips name
