@@ -39,10 +39,19 @@ const (
 	newprocFunc   = "runtime.newproc"
 )
 
-// FlushInterval: pending rows are written out (and the output flushed) once this much
-// wall clock has passed since the last time, so a streamed trace's rows reach the
-// notebook while it runs (the runtime cuts a generation about every second).
-const FlushInterval = 500 * time.Millisecond
+// Pending rows are written out (and the output flushed) so a streamed trace's rows reach
+// the notebook while it runs: whenever the parser asks for input (it reads a generation
+// whole before it yields its events, so by then every row known is in, and on a live
+// stream the read waits for the next generation, which the runtime cuts about every
+// second), and within a long run of events once FlushInterval has passed since the last
+// read or flush (checked every flushCheckEvents events: a clock read per event costs
+// more). Measuring from the last flush alone would lock onto flushing a few events into
+// each generation, splitting it for nothing; a rate limit at the reads, onto flushing
+// at the start of each generation's bytes, a generation late.
+const (
+	FlushInterval    = 500 * time.Millisecond
+	flushCheckEvents = 1 << 10
+)
 
 // Options of one conversion.
 type Options struct {
@@ -134,27 +143,25 @@ type converter struct {
 	clockTrace  trace.Time
 	clockWallNs int64
 
-	lastFlush time.Time
-	writeErr  error // a failed write of the output, which ends the conversion
+	busySince time.Time // the last read or flush (see FlushInterval)
+	writeErr  error     // a failed write of the output, which ends the conversion
 }
 
-// countingReader counts the trace's bytes and, before each read, writes out the rows
-// pending for FlushInterval (due). The parser reads a generation whole before it yields
-// its events and asks for more input only once it has yielded them all, so a read
-// (which on a live stream waits for the next generation) is where every row known so far
-// is in, and where checking after each event would wait a generation longer.
+// countingReader counts the trace's bytes and writes out the pending rows before each
+// read (see FlushInterval).
 type countingReader struct {
-	r   io.Reader
-	n   int64
-	due func() error
+	r  io.Reader
+	n  int64
+	cv *converter
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
-	if err := c.due(); err != nil {
+	if err := c.cv.flushPending(); err != nil {
 		return 0, err
 	}
 	n, err := c.r.Read(p)
 	c.n += int64(n)
+	c.cv.busySince = time.Now()
 	return n, err
 }
 
@@ -173,9 +180,9 @@ func Convert(r io.Reader, w io.Writer, opts Options) (err error) {
 		flips:       map[flipKey]int64{},
 		creations:   newColumns(frameCreations, len(creationColumns)),
 		transitions: newColumns(frameTransitions, len(transitionColumns)),
-		lastFlush:   time.Now(),
+		busySince:   time.Now(),
 	}
-	c.count = &countingReader{r: r, due: c.due}
+	c.count = &countingReader{r: r, cv: c}
 	header, _ := json.Marshal(map[string]any{
 		"format": FormatVersion,
 		"columns": map[string][]string{
@@ -219,6 +226,11 @@ func (c *converter) read() (err error) {
 			return err
 		}
 		c.sum.Events++
+		if c.sum.Events%flushCheckEvents == 0 && time.Since(c.busySince) >= FlushInterval {
+			if err := c.flushPending(); err != nil {
+				return err
+			}
+		}
 		if c.sum.Events%progressEvery == 0 {
 			if err := c.progress(); err != nil {
 				return err
@@ -389,9 +401,9 @@ func (c *converter) frame(kind byte, payload []byte) error {
 	return err
 }
 
-// due writes out the pending rows when FlushInterval has passed since the last flush.
-func (c *converter) due() error {
-	if c.creations.rows()+c.transitions.rows() == 0 || time.Since(c.lastFlush) < FlushInterval {
+// flushPending writes out the pending rows, if any, and flushes the output.
+func (c *converter) flushPending() error {
+	if c.creations.rows()+c.transitions.rows() == 0 {
 		return nil
 	}
 	if err := c.flushRows(); err != nil {
@@ -409,7 +421,7 @@ func (c *converter) due() error {
 // takes each frame as it comes then knows the goroutines that block in the agent's code
 // before it sees their creations.
 func (c *converter) flushRows() error {
-	c.lastFlush = time.Now()
+	c.busySince = time.Now()
 	if err := c.flush(c.transitions); err != nil {
 		return err
 	}
