@@ -5,7 +5,9 @@ Capture: through the agent (``AgentClient`` socket: ``stream``, the flight recor
 service's ``/debug/pprof/trace`` (``from_url``) or a file (``from_file``, e.g. ``go test
 -trace`` output). Convert: the trace goes through the shipped Go helper (``tracecv``,
 built on ``golang.org/x/exp/trace``) as a stream, and its frames of little-endian int64
-columns become numpy arrays with no per-row Python (see ``goleak_magic/tracecv``).
+columns become numpy arrays with no per-row Python (see ``goleak_magic/tracecv``). The
+helper writes its rows out every half second or so, and ``on_chunk`` gets each batch as
+tables as it comes, so a streamed trace's rows can land while it runs.
 
 What is kept (``TraceTables``): every creation (``creations``, ``source`` = "trace";
 the site is the ``go`` statement, the innermost frame of the creator's stack); every
@@ -60,6 +62,7 @@ CHUNK = 1 << 16
 MAX_ROWS = 1_000_000  # per table; past it the oldest rows go (counted in the summary)
 
 Progress = Callable[[dict[str, int]], None]
+FLIP_COLUMNS = ["site", "from_state", "to_state", "count"]
 
 
 class FlightUnsupported(GoleakError):
@@ -82,14 +85,19 @@ class TraceTables:
         return self.stacks.get(stack_id, ())
 
 
+Chunk = Callable[[TraceTables], None]  # gets the rows of one frame, as they come
+
+
 class _Stacks:
     """The helper's stack table as arrays indexed by stack id (the last entry: none)."""
 
     def __init__(self) -> None:
         self.entries: dict[int, tuple[tuple[str, ...], str | None, str | None, int | None]] = {}
         self.agent = np.zeros(0, dtype=np.int64)  # ids of the stacks in the agent's code
+        self._arrays: dict[str, Any] | None = None  # arrays() until the next add
 
     def add(self, items: list[dict[str, Any]]) -> None:
+        self._arrays = None
         mine = []
         for it in items:
             frames = [(fn, file, line) for fn, file, line in it["frames"]]
@@ -112,6 +120,11 @@ class _Stacks:
         return None
 
     def arrays(self) -> dict[str, Any]:
+        if self._arrays is None:  # each streamed chunk asks; stacks change less often
+            self._arrays = self._build()
+        return self._arrays
+
+    def _build(self) -> dict[str, Any]:
         n = max(self.entries, default=-1) + 1
         stack = np.empty(n + 1, dtype=object)
         func = np.empty(n + 1, dtype=object)
@@ -211,11 +224,16 @@ def _transitions(
 
 
 class _Reader:
-    """Reads tracecv's frame stream and gathers the columns."""
+    """Reads tracecv's frame stream and gathers the columns; ``on_chunk`` gets each
+    frame's rows as tables as they come."""
 
-    def __init__(self, stream: IO[bytes], progress: Progress | None, max_rows: int) -> None:
+    def __init__(
+        self, stream: IO[bytes], progress: Progress | None, max_rows: int,
+        on_chunk: Chunk | None = None,
+    ) -> None:  # fmt: skip
         self.stream = stream
         self.progress = progress
+        self.on_chunk = on_chunk
         self.max_rows = max_rows
         self.columns: dict[str, list[str]] = {}
         self.chunks: dict[str, deque[np.ndarray]] = {"C": deque(), "T": deque()}
@@ -242,6 +260,8 @@ class _Reader:
                 n = struct.unpack("<I", payload[:4])[0]
                 block = np.frombuffer(payload, dtype="<i8", offset=4).reshape(-1, n)
                 self._add(kind, block)
+                if self.on_chunk is not None:
+                    self.on_chunk(self._chunk(kind, block))
                 continue
             data = json.loads(payload)
             if kind == "H":
@@ -272,6 +292,21 @@ class _Reader:
             self.rows[kind] -= n
             self.dropped[kind] += n
 
+    def _chunk(self, kind: str, block: np.ndarray) -> TraceTables:
+        """One frame's rows as tables, with the stacks they name. The helper sends a
+        flush's transitions first, so the agent's goroutines are known by then."""
+        names = self.columns[kind]
+        cols = {name: block[i] for i, name in enumerate(names)}
+        st = self.stacks.arrays()
+        agents = np.fromiter(self.agent_goids, dtype=np.int64)
+        if kind == "C":
+            c, t = _creations(cols, st, 0, agents), tables.empty("transitions")
+        else:
+            c, t = tables.empty("creations"), _transitions(cols, st, self.strings, agents)
+        ids = np.unique(cols["stack_id"]).tolist()
+        stacks = {i: self.stacks.entries[i][0] for i in ids if i >= 0}
+        return TraceTables(c, t, pd.DataFrame(columns=FLIP_COLUMNS), stacks)
+
     def cols(self, kind: str) -> dict[str, np.ndarray]:
         names = self.columns[kind]
         blocks = self.chunks[kind]
@@ -289,6 +324,7 @@ def convert(
     tracecv: str = "",
     save: Path | None = None,
     max_rows: int = MAX_ROWS,
+    on_chunk: Chunk | None = None,
 ) -> TraceTables:
     """Convert a trace (a file path, or a binary stream read to its end) into tables.
 
@@ -299,7 +335,8 @@ def convert(
     that yields nothing raises GoleakError with one sentence. ``save``: a stream's raw
     bytes are also written there (a file, for ``go tool trace``). Each table keeps its
     newest ``max_rows`` rows (in chunks), so a long stream stays bounded; the summary's
-    ``dropped_creations`` / ``dropped_transitions`` count the rest.
+    ``dropped_creations`` / ``dropped_transitions`` count the rest. ``on_chunk`` gets
+    the rows as tables as the helper writes them out (on this thread), before the whole.
     """
     if anchor_ns is None:
         is_path = isinstance(source, Path)
@@ -322,7 +359,7 @@ def convert(
             daemon=True,
         )  # fmt: skip
         feeder.start()
-    reader = _Reader(proc.stdout, progress, max_rows)  # type: ignore[arg-type]
+    reader = _Reader(proc.stdout, progress, max_rows, on_chunk)  # type: ignore[arg-type]
     try:
         reader.run()
     finally:
@@ -343,8 +380,11 @@ def _feed(
 ) -> None:
     assert dst is not None
     copy = open(save, "wb") if save is not None else None
+    # read1: what has come so far, so a quiet program's trace reaches the helper as it
+    # comes rather than once CHUNK bytes have
+    read = getattr(src, "read1", src.read)
     try:
-        while chunk := src.read(CHUNK):
+        while chunk := read(CHUNK):
             if copy is not None:
                 copy.write(chunk)
             dst.write(chunk)
@@ -409,7 +449,8 @@ class Capture:
     """A trace being captured and converted on a background thread.
 
     ``stop()`` ends the capture (the source flushes the rest first); ``wait()`` and
-    ``result()`` wait for the tables. Nothing blocks the caller.
+    ``result()`` wait for the tables. Nothing blocks the caller. ``on_chunk`` gets the
+    rows as they come, on that thread (see ``convert``).
     """
 
     def __init__(
@@ -421,8 +462,10 @@ class Capture:
         save: Path | None = None,
         open_now: bool = True,
         max_rows: int = MAX_ROWS,
+        on_chunk: Chunk | None = None,
     ) -> None:
         self.what = what
+        self.on_chunk = on_chunk
         self.save = save
         self.max_rows = max_rows
         self.progress = progress
@@ -452,7 +495,7 @@ class Capture:
             self._result = convert(
                 self._stream, what=self.what, anchor_ns=self.started_ns,
                 progress=self.progress, tracecv=self._tracecv, save=self.save,
-                max_rows=self.max_rows,
+                max_rows=self.max_rows, on_chunk=self.on_chunk,
             )  # fmt: skip
         except BaseException as e:  # handed to whoever asks for the result
             self._error = e
@@ -513,10 +556,11 @@ def stream(
     tracecv: str = "",
     save: Path | None = None,
     max_rows: int = MAX_ROWS,
+    on_chunk: Chunk | None = None,
 ) -> Capture:
     """Stream the target's execution trace through its agent for ``seconds`` (None: until
-    ``stop()``), converting as it comes (``save``: also keep the raw trace there). Once
-    this returns, the target is being traced."""
+    ``stop()``), converting as it comes (``save``: also keep the raw trace there;
+    ``on_chunk``: see ``convert``). Once this returns, the target is being traced."""
     find_tracecv(tracecv)  # a missing converter says so before the target is traced
 
     def opener() -> tuple[IO[bytes], Callable[[], None]]:
@@ -534,7 +578,10 @@ def stream(
 
         return resp, stop
 
-    return Capture(opener, "the streamed trace", progress, tracecv, save, max_rows=max_rows)
+    return Capture(
+        opener, "the streamed trace", progress, tracecv, save, max_rows=max_rows,
+        on_chunk=on_chunk,
+    )  # fmt: skip
 
 
 def flight_start(
@@ -609,6 +656,7 @@ def from_url(
     tracecv: str = "",
     save: Path | None = None,
     max_rows: int = MAX_ROWS,
+    on_chunk: Chunk | None = None,
 ) -> Capture:
     """A live service's own ``/debug/pprof/trace`` for ``seconds`` (``url`` is that
     endpoint, or the ``/debug/pprof/`` index), converting as it comes."""
@@ -632,7 +680,10 @@ def from_url(
             ) from e
         return resp, lambda: None  # the service ends it after its seconds
 
-    return Capture(opener, url, progress, tracecv, save, open_now=False, max_rows=max_rows)
+    return Capture(
+        opener, url, progress, tracecv, save, open_now=False, max_rows=max_rows,
+        on_chunk=on_chunk,
+    )  # fmt: skip
 
 
 def from_file(

@@ -10,8 +10,11 @@ samples runtime/metrics into the ``metrics`` table (``--metrics MS``).
 Landing: a converted trace's creations join the target's ``creations`` (``source`` =
 "trace", numbered after the rows already there), its transitions its ``transitions``;
 stack ids are interned through the target's ``Stacks`` (shared with ``%dlvtrace``), so
-one ``stack_id`` is one stack on the target whichever source saw it. Rows land when a
-capture ends (``--stop``, ``--duration``, the program's exit) and at each freeze.
+one ``stack_id`` is one stack on the target whichever source saw it. A stream's (or a
+URL's) rows land as the converter writes them out, within about a second of the runtime
+emitting them, so ``%goleak timeline N --live`` shows them while the trace runs; its end
+(``--stop``, ``--duration``, the program's exit) lands what was not in yet and sets the
+whole capture as the trace's window. A flight recorder's rows land at each freeze.
 
 The spike rule (``--on-spike``): the live goroutine count, polled every ``SPIKE_POLL_S``
 through the agent's runtime/metrics, rises at least max(``analysis.MIN_RISE``, half the
@@ -201,13 +204,26 @@ class GoTrace:
         return creations.sites(self.window, live=live, span=span)
 
     # ---- ending -----------------------------------------------------------------------
-    def _landed(self, tt: TraceTables) -> pd.DataFrame:
-        self.result = tt
-        self.window = land(self.target, tt, after=self._until)
+    def _land(self, tt: TraceTables, after: pd.Timestamp | None) -> pd.DataFrame:
+        rows = land(self.target, tt, after=after)
         ends = [df["time"].max() for df in (tt.creations, tt.transitions) if len(df)]
+        if self._until is not None:
+            ends.append(self._until)
         if ends:
             self._until = max(ends)
+        return rows
+
+    def _landed(self, tt: TraceTables) -> pd.DataFrame:
+        """A whole trace (a freeze, a capture's end): what is newer than the rows landed
+        already lands; all of it is the window."""
+        self.result = tt
+        self.window = self._land(tt, self._until)
         return self.window
+
+    def _chunk(self, tt: TraceTables) -> None:
+        """A streamed frame's rows, as they come: all new (a frame's transitions and
+        creations interleave in time, so no time cut applies)."""
+        self._land(tt, None)
 
     def _finish(self, error: BaseException | None = None) -> None:
         if error is not None:
@@ -400,7 +416,9 @@ def start(
         def progress(p: dict[str, int]) -> None:
             handle.progress = p
 
-        handle.capture = exectrace.stream(sock, seconds=duration, progress=progress, save=save)
+        handle.capture = exectrace.stream(
+            sock, seconds=duration, progress=progress, save=save, on_chunk=handle._chunk
+        )
         target.gotrace = handle
     threading.Thread(target=handle._follow, name="goleak-gotrace-land", daemon=True).start()
     return handle
@@ -419,7 +437,9 @@ def from_url(
         def progress(p: dict[str, int]) -> None:
             handle.progress = p
 
-        handle.capture = exectrace.from_url(url, seconds=seconds, progress=progress)
+        handle.capture = exectrace.from_url(
+            url, seconds=seconds, progress=progress, on_chunk=handle._chunk
+        )
         target.gotrace = handle
     threading.Thread(target=handle._follow, name="goleak-gotrace-land", daemon=True).start()
     return handle

@@ -511,8 +511,8 @@ class GoleakMagics(Magics):
         (``%dlvtrace`` stops the program for a millisecond or two per creation). Rows land
         in ``session().targets[N].creations`` (``source`` "trace": the go statement, the
         creator, the new goroutine, the creator's stack) and ``.transitions`` (every block
-        with its reason and stack, every wake-up and end) when the capture ends
-        (``--stop``, ``--duration``, the program's exit) or at each ``--freeze``.
+        with its reason and stack, every wake-up and end) while a stream runs (about a
+        second behind the program) or at each ``--freeze``.
 
         ``--flight S`` keeps a flight recorder holding the last S seconds (Go 1.25+; an
         older Go streams instead and says so); ``--freeze`` returns its window now.

@@ -93,6 +93,39 @@ def test_gotrace_and_dlvtrace_at_once_agree_on_spawn(ip: InteractiveShell, tmp_p
     assert back.creations["source"].tolist() == c["source"].tolist()
 
 
+def test_streamed_rows_land_while_the_trace_runs(ip: InteractiveShell) -> None:
+    """A streamed trace's creations are in the target's table (and its timeline) while
+    it still runs; its end lands the rest, each creation once."""
+    n, delay = 300, 4.0
+    ip.run_line_magic(
+        "golaunch", f"example:spawn --name live -- -n {n} -delay {delay}s -every 20ms"
+    )
+    s = goleak_magic.session()
+    t = s.targets["live"]
+    handle = ip.run_line_magic("gotrace", "live")
+    assert started_since(t.pid) < delay, "the trace started too late for this machine"
+    site = site_of("spawn", r"^\s*go park\(ch\)$", "main.main")
+
+    def landed() -> int:
+        c = t.creations
+        return int(((c["source"] == "trace") & (c["site"] == site)).sum())
+
+    wait_for(landed, timeout=60, what="trace creations while the trace runs", show=landed)
+    assert handle.running  # nothing stopped it: the rows came while it streamed
+    assert s.timeline("live").data.creation_source == "trace"
+    wait_for(lambda: any(ln.startswith("created=") for ln in t.log_lines(50, "stdout")),
+             timeout=60, what="spawn's report")  # fmt: skip
+    rows = ip.run_line_magic("gotrace", "--stop live")
+    assert not handle.running and handle.error is None
+    c = t.creations
+    mine = c[(c["source"] == "trace") & (c["site"] == site)]
+    assert len(mine) == n and mine["new_goid"].is_unique  # exact: none missed, none twice
+    assert c.loc[c["source"] == "trace", "new_goid"].is_unique
+    assert c["seq"].is_unique
+    assert (rows["site"] == site).sum() == n  # the window is the whole capture
+    assert set(rows["new_goid"]) <= set(c["new_goid"])
+
+
 def test_gotrace_and_dlvtrace_at_once_agree_on_leakyservice(ip: InteractiveShell) -> None:
     ip.run_line_magic("golaunch", "example:leakyservice --name lk -- -rate 10 -slow 1 -timeout 1s")
     s = goleak_magic.session()

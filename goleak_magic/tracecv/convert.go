@@ -9,6 +9,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/exp/trace"
 )
@@ -36,6 +37,20 @@ const (
 	chunkRows     = 1 << 16
 	progressEvery = 1 << 18
 	newprocFunc   = "runtime.newproc"
+)
+
+// Pending rows are written out (and the output flushed) so a streamed trace's rows reach
+// the notebook while it runs: whenever the parser asks for input (it reads a generation
+// whole before it yields its events, so by then every row known is in, and on a live
+// stream the read waits for the next generation, which the runtime cuts about every
+// second), and within a long run of events once FlushInterval has passed since the last
+// read or flush (checked every flushCheckEvents events: a clock read per event costs
+// more). Measuring from the last flush alone would lock onto flushing a few events into
+// each generation, splitting it for nothing; a rate limit at the reads, onto flushing
+// at the start of each generation's bytes, a generation late.
+const (
+	FlushInterval    = 500 * time.Millisecond
+	flushCheckEvents = 1 << 10
 )
 
 // Options of one conversion.
@@ -127,16 +142,26 @@ type converter struct {
 	haveClock   bool
 	clockTrace  trace.Time
 	clockWallNs int64
+
+	busySince time.Time // the last read or flush (see FlushInterval)
+	writeErr  error     // a failed write of the output, which ends the conversion
 }
 
+// countingReader counts the trace's bytes and writes out the pending rows before each
+// read (see FlushInterval).
 type countingReader struct {
-	r io.Reader
-	n int64
+	r  io.Reader
+	n  int64
+	cv *converter
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
+	if err := c.cv.flushPending(); err != nil {
+		return 0, err
+	}
 	n, err := c.r.Read(p)
 	c.n += int64(n)
+	c.cv.busySince = time.Now()
 	return n, err
 }
 
@@ -146,7 +171,6 @@ func (c *countingReader) Read(p []byte) (int, error) {
 func Convert(r io.Reader, w io.Writer, opts Options) (err error) {
 	c := &converter{
 		out:         bufio.NewWriterSize(w, 1<<20),
-		count:       &countingReader{r: r},
 		opts:        opts,
 		byHandle:    map[trace.Stack]int64{},
 		byKey:       map[string]int64{},
@@ -156,7 +180,9 @@ func Convert(r io.Reader, w io.Writer, opts Options) (err error) {
 		flips:       map[flipKey]int64{},
 		creations:   newColumns(frameCreations, len(creationColumns)),
 		transitions: newColumns(frameTransitions, len(transitionColumns)),
+		busySince:   time.Now(),
 	}
+	c.count = &countingReader{r: r, cv: c}
 	header, _ := json.Marshal(map[string]any{
 		"format": FormatVersion,
 		"columns": map[string][]string{
@@ -168,6 +194,9 @@ func Convert(r io.Reader, w io.Writer, opts Options) (err error) {
 		return err
 	}
 	readErr := c.read()
+	if c.writeErr != nil {
+		return c.writeErr
+	}
 	if readErr != nil {
 		c.sum.Error = readErr.Error()
 		// x/exp/trace's words for a version it does not read ("unknown or unsupported
@@ -197,6 +226,11 @@ func (c *converter) read() (err error) {
 			return err
 		}
 		c.sum.Events++
+		if c.sum.Events%flushCheckEvents == 0 && time.Since(c.busySince) >= FlushInterval {
+			if err := c.flushPending(); err != nil {
+				return err
+			}
+		}
 		if c.sum.Events%progressEvery == 0 {
 			if err := c.progress(); err != nil {
 				return err
@@ -253,7 +287,7 @@ func (c *converter) goTransition(ev trace.Event, st trace.StateTransition) error
 		c.creations.add(t, int64(ev.Goroutine()), int64(id), sid)
 		c.sum.Creations++
 		if c.creations.rows() >= chunkRows {
-			return c.flush(c.creations)
+			return c.flushRows()
 		}
 		return nil
 	case from == trace.GoUndetermined || (to != trace.GoWaiting && to != trace.GoNotExist && from != trace.GoWaiting):
@@ -277,7 +311,7 @@ func (c *converter) goTransition(ev trace.Event, st trace.StateTransition) error
 	c.transitions.add(t, int64(id), int64(from), int64(to), c.str(st.Reason), stack, site)
 	c.sum.Transitions++
 	if c.transitions.rows() >= chunkRows {
-		return c.flush(c.transitions)
+		return c.flushRows()
 	}
 	return nil
 }
@@ -367,6 +401,33 @@ func (c *converter) frame(kind byte, payload []byte) error {
 	return err
 }
 
+// flushPending writes out the pending rows, if any, and flushes the output.
+func (c *converter) flushPending() error {
+	if c.creations.rows()+c.transitions.rows() == 0 {
+		return nil
+	}
+	if err := c.flushRows(); err != nil {
+		c.writeErr = err
+		return err
+	}
+	if err := c.out.Flush(); err != nil {
+		c.writeErr = err
+		return err
+	}
+	return nil
+}
+
+// flushRows writes the pending rows of both tables, transitions first: a loader that
+// takes each frame as it comes then knows the goroutines that block in the agent's code
+// before it sees their creations.
+func (c *converter) flushRows() error {
+	c.busySince = time.Now()
+	if err := c.flush(c.transitions); err != nil {
+		return err
+	}
+	return c.flush(c.creations)
+}
+
 // flush writes the interned tables the rows refer to, then the rows.
 func (c *converter) flush(cols *columns) error {
 	n := cols.rows()
@@ -410,10 +471,7 @@ func (c *converter) progress() error {
 }
 
 func (c *converter) finish() error {
-	if err := c.flush(c.creations); err != nil {
-		return err
-	}
-	if err := c.flush(c.transitions); err != nil {
+	if err := c.flushRows(); err != nil {
 		return err
 	}
 	if err := c.flushTables(); err != nil { // the stacks the flips name

@@ -4,7 +4,11 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"io"
+	"runtime/trace"
+	"sync"
 	"testing"
+	"time"
 
 	"goleak_magic/tracecv/internal/sample"
 )
@@ -30,6 +34,39 @@ func frames(t *testing.T, out []byte) map[byte][][]byte {
 		t.Fatalf("the last frame is %q, not the end frame", last)
 	}
 	return got
+}
+
+// rowsIn counts the rows of the whole C frames at the start of out (a stream still
+// being written may end in part of one).
+func rowsIn(out []byte) (rows int64) {
+	for len(out) >= 5 {
+		n := binary.LittleEndian.Uint32(out[1:5])
+		if uint32(len(out)-5) < n {
+			break
+		}
+		if out[0] == frameCreations {
+			rows += int64(binary.LittleEndian.Uint32(out[5:9]))
+		}
+		out = out[5+n:]
+	}
+	return rows
+}
+
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Clone(b.buf.Bytes())
 }
 
 func summary(t *testing.T, out []byte) Summary {
@@ -72,6 +109,47 @@ func TestTruncatedKeepsWhatCameBefore(t *testing.T) {
 	cut := summary(t, convert(t, data[:len(data)*3/4]))
 	if cut.Error == "" || cut.Events == 0 || cut.Events >= whole.Events || cut.Unsupported {
 		t.Fatalf("whole %+v, cut %+v", whole, cut)
+	}
+}
+
+func park(ch chan struct{}) { <-ch }
+
+// A trace streamed from this process: its creations come out while the trace still runs
+// (FlushInterval after the parser has them), and the stream stays whole to its end.
+func TestRowsWhileStreaming(t *testing.T) {
+	in, traced := io.Pipe()
+	if err := trace.Start(traced); err != nil {
+		t.Fatal(err)
+	}
+	var out lockedBuffer
+	done := make(chan error, 1)
+	go func() { done <- Convert(in, &out, Options{}) }()
+	keep := make(chan struct{})
+	defer close(keep)
+	started := 0
+	for deadline := time.Now().Add(30 * time.Second); rowsIn(out.Bytes()) == 0; {
+		if time.Now().After(deadline) {
+			trace.Stop()
+			t.Fatalf("no creation rows 30 s into the stream (%d goroutines started)", started)
+		}
+		go park(keep)
+		started++
+		time.Sleep(10 * time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("the conversion ended before its input did: %v", err)
+	default:
+	}
+	trace.Stop()
+	traced.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	whole := out.Bytes()
+	s := summary(t, whole)
+	if s.Error != "" || s.Creations < int64(started) || rowsIn(whole) != s.Creations {
+		t.Fatalf("started %d, rows %d, summary %+v", started, rowsIn(whole), s)
 	}
 }
 
