@@ -7,7 +7,9 @@ service's ``/debug/pprof/trace`` (``from_url``) or a file (``from_file``, e.g. `
 built on ``golang.org/x/exp/trace``) as a stream, and its frames of little-endian int64
 columns become numpy arrays with no per-row Python (see ``goleak_magic/tracecv``). The
 helper writes its rows out every half second or so, and ``on_chunk`` gets each batch as
-tables as it comes, so a streamed trace's rows can land while it runs.
+tables as it comes, so a streamed trace's rows can land while it runs; those rows then go
+to ``on_chunk`` only (the result keeps no second copy, so a long stream costs the tables
+it lands in, bounded, and no whole-trace build at its end).
 
 What is kept (``TraceTables``): every creation (``creations``, ``source`` = "trace";
 the site is the ``go`` statement, the innermost frame of the creator's stack); every
@@ -80,6 +82,9 @@ class TraceTables:
     summary: dict[str, Any] = field(default_factory=dict)
     # Where the trace broke (truncated, corrupt), after keeping what came before; None if whole.
     broken: str | None = None
+    # The agent's own goroutines: left out of the rows, but a chunk handed to on_chunk
+    # may hold one created before its first block in the agent's code showed whose it was.
+    agent_goids: frozenset[int] = frozenset()
 
     def stack(self, stack_id: int) -> tuple[str, ...]:
         return self.stacks.get(stack_id, ())
@@ -194,6 +199,16 @@ def _categories(codes: np.ndarray, names: list[Any]) -> pd.Categorical:
     return pd.Categorical.from_codes(codes, categories=pd.Index(names, dtype=object))
 
 
+def _per_stack(idx: np.ndarray, names: np.ndarray) -> pd.Categorical:
+    """``names[idx]`` as a categorical (None: NA), factorizing the few stacks the rows
+    name rather than every row's string."""
+    used = np.flatnonzero(np.bincount(idx, minlength=len(names)))
+    codes, uniques = pd.factorize(names[used], use_na_sentinel=True)
+    lookup = np.full(len(names), -1, dtype=np.int64)
+    lookup[used] = codes
+    return _categories(lookup[idx], list(uniques))
+
+
 def _transitions(
     cols: dict[str, np.ndarray], st: dict[str, Any], strings: dict[int, str],
     agent_goids: np.ndarray,
@@ -206,8 +221,6 @@ def _transitions(
     site_idx = site_idx[keep]
     reasons = [strings[i] for i in sorted(strings)]
     # codes: a reason id is its position (ids are dense); -1 (no reason) is NA
-    site_codes, site_names = pd.factorize(st["site_obj"][site_idx], use_na_sentinel=True)
-    at_codes, at_names = pd.factorize(st["at"][_index(cols["stack_id"], st["none"])])
     df = pd.DataFrame(
         {
             "time": _times(cols["time"]),
@@ -215,8 +228,8 @@ def _transitions(
             "from_state": _categories(cols["from_state"], list(STATES)),
             "to_state": _categories(cols["to_state"], list(STATES)),
             "reason": _categories(cols["reason_id"], reasons),
-            "site": _categories(site_codes, list(site_names)),
-            "at": _categories(at_codes, list(at_names)),
+            "site": _per_stack(site_idx, st["site_obj"]),
+            "at": _per_stack(_index(cols["stack_id"], st["none"]), st["at"]),
             "stack_id": pd.arrays.IntegerArray(cols["stack_id"], cols["stack_id"] < 0),
         }
     )
@@ -284,6 +297,9 @@ class _Reader:
             names = self.columns["T"]
             mine = np.isin(block[names.index("stack_id")], self.stacks.agent)
             self.agent_goids.update(block[names.index("goid")][mine].tolist())
+        if self.on_chunk is not None:  # the rows go there only
+            self.rows[kind] += block.shape[1]
+            return
         chunks = self.chunks[kind]
         chunks.append(block)
         self.rows[kind] += block.shape[1]
@@ -336,7 +352,8 @@ def convert(
     bytes are also written there (a file, for ``go tool trace``). Each table keeps its
     newest ``max_rows`` rows (in chunks), so a long stream stays bounded; the summary's
     ``dropped_creations`` / ``dropped_transitions`` count the rest. ``on_chunk`` gets
-    the rows as tables as the helper writes them out (on this thread), before the whole.
+    the rows as tables as the helper writes them out (on this thread), and then they are
+    not kept: the result has the summary, flips and stacks but no rows.
     """
     if anchor_ns is None:
         is_path = isinstance(source, Path)
@@ -439,7 +456,9 @@ def _tables(
             "everything before the break is kept."
         )
     stacks = {i: e[0] for i, e in reader.stacks.entries.items()}
-    return TraceTables(creations, transitions, flips, stacks, sumry, broken)
+    return TraceTables(
+        creations, transitions, flips, stacks, sumry, broken, frozenset(reader.agent_goids)
+    )
 
 
 # -- capture ------------------------------------------------------------------------

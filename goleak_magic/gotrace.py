@@ -140,6 +140,7 @@ class GoTrace:
         self._lock = threading.Lock()  # one freeze at a time
         self.on_done: Callable[[GoTrace], None] | None = None
         self._until: pd.Timestamp | None = None  # the newest row landed (freezes overlap)
+        self._seq0 = target.tables["creations"].appended  # a stream's rows are seq >= this
 
     # ---- state ------------------------------------------------------------------------
     @property
@@ -225,6 +226,16 @@ class GoTrace:
         creations interleave in time, so no time cut applies)."""
         self._land(tt, None)
 
+    def _streamed(self, tt: TraceTables) -> None:
+        """A stream's end: its rows all landed as chunks (``tt`` holds none), so the
+        window is what it landed in the target's table, less the agent's goroutines
+        found out only later."""
+        self.result = tt
+        c = self.target.creations
+        mine = (c["seq"] >= self._seq0) & (c["source"] == "trace")
+        mine &= ~c["new_goid"].isin(sorted(tt.agent_goids))
+        self.window = c[mine].reset_index(drop=True)
+
     def _finish(self, error: BaseException | None = None) -> None:
         if error is not None:
             self.error = str(error).rstrip(".")
@@ -238,7 +249,7 @@ class GoTrace:
         assert self.capture is not None
         self.capture.wait()
         try:
-            self._landed(self.capture.result())
+            self._streamed(self.capture.result())
         except GoleakError as e:
             self._finish(e)
             return

@@ -9,6 +9,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/exp/trace"
@@ -147,21 +148,21 @@ type converter struct {
 	writeErr  error     // a failed write of the output, which ends the conversion
 }
 
-// countingReader counts the trace's bytes and writes out the pending rows before each
-// read (see FlushInterval).
+// countingReader counts the trace's bytes and, before each read, hands the parser's
+// events so far to the converter with a flush mark (see FlushInterval). It runs on the
+// parser's goroutine.
 type countingReader struct {
 	r  io.Reader
-	n  int64
-	cv *converter
+	n  atomic.Int64
+	ps *parse
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
-	if err := c.cv.flushPending(); err != nil {
-		return 0, err
+	if !c.ps.send(true) {
+		return 0, errStopped
 	}
 	n, err := c.r.Read(p)
-	c.n += int64(n)
-	c.cv.busySince = time.Now()
+	c.n.Add(int64(n))
 	return n, err
 }
 
@@ -182,7 +183,7 @@ func Convert(r io.Reader, w io.Writer, opts Options) (err error) {
 		transitions: newColumns(frameTransitions, len(transitionColumns)),
 		busySince:   time.Now(),
 	}
-	c.count = &countingReader{r: r, cv: c}
+	c.count = &countingReader{r: r}
 	header, _ := json.Marshal(map[string]any{
 		"format": FormatVersion,
 		"columns": map[string][]string{
@@ -206,48 +207,131 @@ func Convert(r io.Reader, w io.Writer, opts Options) (err error) {
 	return c.finish()
 }
 
-// read consumes the trace; the parser's panics on malformed input become errors.
+// The parser (x/exp/trace) runs on its own goroutine and hands events over in batches,
+// so parsing and converting take a core each: the parser alone is most of the cost.
+const batchEvents = 512
+
+// errStopped ends the parser's read once the converter has stopped listening.
+var errStopped = errors.New("the converter stopped")
+
+// batch is a run of parsed events. flush: the parser is about to read more input, so
+// every row known so far must be written out once these are converted. err ends the
+// stream (io.EOF: a whole trace).
+type batch struct {
+	events []trace.Event
+	flush  bool
+	err    error
+}
+
+// parse is the parser's side of the hand-over.
+type parse struct {
+	out     chan batch
+	stop    chan struct{}
+	pending []trace.Event
+}
+
+// send hands over the pending events (and a flush mark); false once the converter stopped.
+func (p *parse) send(flush bool) bool {
+	if len(p.pending) == 0 && !flush {
+		return true
+	}
+	select {
+	case p.out <- batch{events: p.pending, flush: flush}:
+		p.pending = make([]trace.Event, 0, batchEvents)
+		return true
+	case <-p.stop:
+		return false
+	}
+}
+
+func (p *parse) run(in *countingReader) {
+	defer close(p.out)
+	err := func() (err error) {
+		// the parser's panics on malformed input become errors
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("the trace parser failed on malformed data: %v", r)
+			}
+		}()
+		tr, err := trace.NewReader(in)
+		if err != nil {
+			return err
+		}
+		for {
+			ev, err := tr.ReadEvent()
+			if err != nil {
+				return err
+			}
+			p.pending = append(p.pending, ev)
+			if len(p.pending) == batchEvents && !p.send(false) {
+				return errStopped
+			}
+		}
+	}()
+	if !p.send(false) {
+		return
+	}
+	select {
+	case p.out <- batch{err: err}:
+	case <-p.stop:
+	}
+}
+
+// read consumes the trace: the parser's events, converted in order.
 func (c *converter) read() (err error) {
+	ps := &parse{out: make(chan batch, 8), stop: make(chan struct{}), pending: make([]trace.Event, 0, batchEvents)}
+	c.count.ps = ps
+	defer close(ps.stop) // a parser still sending gives up
+	go ps.run(c.count)
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("the trace parser failed on malformed data: %v", p)
 		}
 	}()
-	tr, err := trace.NewReader(c.count)
-	if err != nil {
-		return err
-	}
-	for {
-		ev, err := tr.ReadEvent()
-		if errors.Is(err, io.EOF) {
-			return nil
+	for b := range ps.out {
+		for _, ev := range b.events {
+			if err := c.event(ev); err != nil {
+				return err
+			}
 		}
-		if err != nil {
-			return err
-		}
-		c.sum.Events++
-		if c.sum.Events%flushCheckEvents == 0 && time.Since(c.busySince) >= FlushInterval {
+		if b.flush {
 			if err := c.flushPending(); err != nil {
 				return err
 			}
+			c.busySince = time.Now()
 		}
-		if c.sum.Events%progressEvery == 0 {
-			if err := c.progress(); err != nil {
-				return err
+		if b.err != nil {
+			if errors.Is(b.err, io.EOF) {
+				return nil
 			}
-		}
-		switch ev.Kind() {
-		case trace.EventSync:
-			c.sync(ev)
-		case trace.EventStateTransition:
-			st := ev.StateTransition()
-			if st.Resource.Kind == trace.ResourceGoroutine {
-				if err := c.goTransition(ev, st); err != nil {
-					return err
-				}
-			}
+			return b.err
 		}
 	}
+	return nil
+}
+
+func (c *converter) event(ev trace.Event) error {
+	c.sum.Events++
+	if c.sum.Events%flushCheckEvents == 0 && time.Since(c.busySince) >= FlushInterval {
+		if err := c.flushPending(); err != nil {
+			return err
+		}
+	}
+	if c.sum.Events%progressEvery == 0 {
+		if err := c.progress(); err != nil {
+			return err
+		}
+	}
+	switch ev.Kind() {
+	case trace.EventSync:
+		c.sync(ev)
+	case trace.EventStateTransition:
+		st := ev.StateTransition()
+		if st.Resource.Kind == trace.ResourceGoroutine {
+			return c.goTransition(ev, st)
+		}
+	}
+	return nil
 }
 
 func (c *converter) sync(ev trace.Event) {
@@ -463,7 +547,7 @@ func (c *converter) flushTables() error {
 }
 
 func (c *converter) progress() error {
-	payload, _ := json.Marshal(map[string]int64{"events": c.sum.Events, "bytes": c.count.n})
+	payload, _ := json.Marshal(map[string]int64{"events": c.sum.Events, "bytes": c.count.n.Load()})
 	if err := c.frame(frameProgress, payload); err != nil {
 		return err
 	}
@@ -477,7 +561,7 @@ func (c *converter) finish() error {
 	if err := c.flushTables(); err != nil { // the stacks the flips name
 		return err
 	}
-	c.sum.Bytes = c.count.n
+	c.sum.Bytes = c.count.n.Load()
 	c.sum.Flips = [][4]int64{}
 	for k, n := range c.flips {
 		c.sum.Flips = append(c.sum.Flips, [4]int64{k.site, int64(k.from), int64(k.to), n})

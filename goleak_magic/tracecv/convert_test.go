@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"goleak_magic/tracecv/internal/sample"
+
+	xtrace "golang.org/x/exp/trace"
 )
 
 // frames splits the output stream; it fails the test on a malformed one.
@@ -175,4 +177,57 @@ func FuzzConvert(f *testing.F) {
 		out := convert(t, b)
 		frames(t, out)
 	})
+}
+
+// The converter against its bound, the x/exp parser alone, on one recorded trace:
+// go test -run - -bench . ./goleak_magic/tracecv (bench/RESULTS.md quotes both).
+func BenchmarkConvert(b *testing.B) {
+	data := record(b, 100_000)
+	var events int64
+	for b.Loop() {
+		var out countingWriter
+		if err := Convert(bytes.NewReader(data), &out, Options{}); err != nil {
+			b.Fatal(err)
+		}
+		events = out.events()
+	}
+	b.ReportMetric(float64(events)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+func BenchmarkParseOnly(b *testing.B) {
+	data := record(b, 100_000)
+	var events int64
+	for b.Loop() {
+		tr, err := xtrace.NewReader(bytes.NewReader(data))
+		if err != nil {
+			b.Fatal(err)
+		}
+		for events = 0; ; events++ {
+			if _, err := tr.ReadEvent(); err == io.EOF {
+				break
+			} else if err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.ReportMetric(float64(events)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// countingWriter keeps only the end frame, for its event count.
+type countingWriter struct{ last []byte }
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.last = append(w.last[:0], p...)
+	return len(p), nil
+}
+
+func (w *countingWriter) events() int64 {
+	var s Summary
+	i := bytes.LastIndexByte(w.last, frameEnd)
+	for ; i >= 0; i = bytes.LastIndexByte(w.last[:i], frameEnd) {
+		if json.Unmarshal(w.last[i+5:], &s) == nil {
+			return s.Events
+		}
+	}
+	return 0
 }
