@@ -215,8 +215,6 @@ def _transitions(
 ) -> pd.DataFrame:  # fmt: skip
     site_idx = _index(cols["site_id"], st["none"])
     keep = ~st["agent"][site_idx] & ~np.isin(cols["goid"], agent_goids)
-    # a goroutine still waiting, declared again at each generation, did not change state
-    keep &= cols["from_state"] != cols["to_state"]
     cols = {k: v[keep] for k, v in cols.items()}
     site_idx = site_idx[keep]
     reasons = [strings[i] for i in sorted(strings)]
@@ -266,12 +264,16 @@ class _Reader:
             if len(head) < 5:
                 return
             kind, size = chr(head[0]), struct.unpack("<I", head[1:])[0]
+            if kind in "CT" and size >= 4:
+                # the row count apart, so the columns land in a buffer of their own,
+                # 8-byte aligned (numpy copies misaligned int64 several times slower)
+                n = struct.unpack("<I", read(4))[0]
+                size -= 4
             payload = read(size)
             if len(payload) < size:
                 return  # the helper died mid-frame: no end frame, convert() says so
             if kind in "CT":
-                n = struct.unpack("<I", payload[:4])[0]
-                block = np.frombuffer(payload, dtype="<i8", offset=4).reshape(-1, n)
+                block = np.frombuffer(payload, dtype="<i8").reshape(-1, n)
                 self._add(kind, block)
                 if self.on_chunk is not None:
                     self.on_chunk(self._chunk(kind, block))

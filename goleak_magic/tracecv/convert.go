@@ -359,7 +359,8 @@ func (c *converter) wall(t trace.Time) int64 {
 // goTransition keeps a creation row for NotExist->Runnable; a transition row for a
 // block (->Waiting), an unblock (Waiting->) and an end (->NotExist); and only a count of
 // the rest (running<->runnable, syscalls, and the Undetermined->X that declares every
-// existing goroutine again at each generation), which a busy program makes millions of.
+// existing goroutine again at each generation), which a busy program makes millions of;
+// an X->X re-declaration, which changes nothing, is neither.
 func (c *converter) goTransition(ev trace.Event, st trace.StateTransition) error {
 	from, to := st.Goroutine()
 	id := st.Resource.Goroutine()
@@ -373,6 +374,10 @@ func (c *converter) goTransition(ev trace.Event, st trace.StateTransition) error
 		if c.creations.rows() >= chunkRows {
 			return c.flushRows()
 		}
+		return nil
+	case from == to:
+		// a goroutine still waiting, declared again at each generation: no change, and
+		// with many parked goroutines most of the transitions (neither row nor flip)
 		return nil
 	case from == trace.GoUndetermined || (to != trace.GoWaiting && to != trace.GoNotExist && from != trace.GoWaiting):
 		c.flips[flipKey{c.sites.get(id), from, to}]++
