@@ -355,7 +355,7 @@ def convert(
     newest ``max_rows`` rows (in chunks), so a long stream stays bounded; the summary's
     ``dropped_creations`` / ``dropped_transitions`` count the rest. ``on_chunk`` gets
     the rows as tables as the helper writes them out (on this thread), and then they are
-    not kept: the result has the summary, flips and stacks but no rows.
+    not kept: the result has the summary (no ``dropped_*``), flips and stacks but no rows.
     """
     if anchor_ns is None:
         is_path = isinstance(source, Path)
@@ -434,7 +434,8 @@ def _tables(
             "go test -trace or /debug/pprof/trace."
         )
     st = reader.stacks.arrays()
-    sumry["dropped_creations"], sumry["dropped_transitions"] = reader.dropped.values()
+    if reader.on_chunk is None:  # else the rows' bound is that of the tables they land in
+        sumry["dropped_creations"], sumry["dropped_transitions"] = reader.dropped.values()
     agents = np.fromiter(reader.agent_goids, dtype=np.int64)
     creations = _creations(reader.cols("C"), st, seq0 + reader.dropped["C"], agents)
     transitions = _transitions(reader.cols("T"), st, reader.strings, agents)

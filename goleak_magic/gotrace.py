@@ -140,7 +140,8 @@ class GoTrace:
         self._lock = threading.Lock()  # one freeze at a time
         self.on_done: Callable[[GoTrace], None] | None = None
         self._until: pd.Timestamp | None = None  # the newest row landed (freezes overlap)
-        self._seq0 = target.tables["creations"].appended  # a stream's rows are seq >= this
+        self._landed_seqs: list[tuple[int, int]] = []  # a stream's chunks: first, last seq
+        self.let_go = 0  # a stream's creations the target's table no longer holds (max_rows)
 
     # ---- state ------------------------------------------------------------------------
     @property
@@ -183,6 +184,11 @@ class GoTrace:
             f"{s.get('transitions', 0):,} transitions kept",
             f"{s.get('events', 0):,} events",
         ]
+        if self.let_go:
+            parts.append(
+                f"the oldest {self.let_go:,} of its creations were let go (the table keeps "
+                f"the newest {self.target.tables['creations'].maxlen:,}: max_rows)"
+            )
         if self.result is not None and self.result.broken:
             parts.append(self.result.broken)
         if self.spike is not None:
@@ -224,16 +230,24 @@ class GoTrace:
     def _chunk(self, tt: TraceTables) -> None:
         """A streamed frame's rows, as they come: all new (a frame's transitions and
         creations interleave in time, so no time cut applies)."""
-        self._land(tt, None)
+        rows = self._land(tt, None)
+        if len(rows):  # land numbers a chunk's rows consecutively
+            self._landed_seqs.append((int(rows["seq"].iloc[0]), int(rows["seq"].iloc[-1])))
 
     def _streamed(self, tt: TraceTables) -> None:
         """A stream's end: its rows all landed as chunks (``tt`` holds none), so the
-        window is what it landed in the target's table, less the agent's goroutines
-        found out only later."""
+        window is the rows it landed that the target's table still holds, less the
+        agent's goroutines found out only later."""
         self.result = tt
         c = self.target.creations
-        mine = (c["seq"] >= self._seq0) & (c["source"] == "trace")
-        mine &= ~c["new_goid"].isin(sorted(tt.agent_goids))
+        seq = c["seq"].to_numpy(np.int64)
+        spans = np.array(self._landed_seqs or [(0, -1)], dtype=np.int64).reshape(-1, 2)
+        first, last = spans[:, 0], spans[:, 1]
+        i = np.searchsorted(first, seq, side="right") - 1
+        mine = (i >= 0) & (seq <= last[np.maximum(i, 0)]) & (c["source"] == "trace").to_numpy()
+        landed = int((last - first + 1).sum())
+        self.let_go = landed - int(mine.sum())
+        mine &= ~c["new_goid"].isin(sorted(tt.agent_goids)).to_numpy(bool)
         self.window = c[mine].reset_index(drop=True)
 
     def _finish(self, error: BaseException | None = None) -> None:
@@ -458,6 +472,7 @@ def from_url(
 
 def from_file(target: Record, path: str | Path) -> GoTrace:
     """Read a trace file into ``target``."""
+    _check_free(target)
     handle = GoTrace(target, "file", str(path))
 
     def progress(p: dict[str, int]) -> None:

@@ -427,12 +427,13 @@ class Session:
         ``name`` (a new recorded target, named after the file, when it names none)."""
         if not Path(path).expanduser().is_file():
             raise GoleakError(f"{path} is not a file; give the path of a Go execution trace.")
+        new = name is None or name not in self.targets
         target = self._trace_target(name, Path(path).stem)
         try:
             return gotrace.from_file(target, path)
         except GoleakError:
-            if not len(target.creations) and not len(target.transitions):
-                self.targets.pop(target.name, None)  # a bad file leaves no empty target
+            if new:
+                self.targets.pop(target.name, None)  # a bad file leaves no new target
             raise
 
     def gotrace_metrics(self, name: str, every_ms: int | None) -> gotrace.MetricsPoller | None:

@@ -15,6 +15,8 @@ from IPython.core.interactiveshell import InteractiveShell
 
 import goleak_magic
 from goleak_magic import creations, gotrace
+from goleak_magic.session import Session
+from goleak_magic.settings import Settings
 from goleak_magic.viz import model
 
 from .conftest import PROGRAMS, wait_for
@@ -124,6 +126,27 @@ def test_streamed_rows_land_while_the_trace_runs(ip: InteractiveShell) -> None:
     assert c["seq"].is_unique
     assert (rows["site"] == site).sum() == n  # the window is the whole capture
     assert set(rows["new_goid"]) <= set(c["new_goid"])
+
+
+def test_a_stream_longer_than_its_table_says_what_was_let_go() -> None:
+    """A stream's rows go only to the target's bounded tables: past max_rows its window
+    is the newest rows its table holds, and its summary counts the rest."""
+    n, delay = 300, 3.0
+    s = Session(Settings(max_rows=100))
+    try:
+        t = s.launch("example:spawn", name="bounded", args=["-n", str(n), "-delay", f"{delay}s"])
+        handle = s.gotrace("bounded")
+        assert started_since(t.pid) < delay, "the trace started too late for this machine"
+        wait_for(lambda: any(ln.startswith("created=") for ln in t.log_lines(50, "stdout")),
+                 timeout=60, what="spawn's report")  # fmt: skip
+        s.stop_gotrace("bounded")
+        assert handle.error is None and len(t.creations) == 100
+        site = site_of("spawn", r"^\s*go park\(ch\)$", "main.main")
+        assert 50 <= (handle.window["site"] == site).sum() <= len(handle.window) <= 100
+        assert handle.let_go >= n - 100
+        assert f"the oldest {handle.let_go:,} of its creations were let go" in handle.summary()
+    finally:
+        s.close()
 
 
 def test_gotrace_and_dlvtrace_at_once_agree_on_leakyservice(ip: InteractiveShell) -> None:
@@ -243,8 +266,10 @@ def test_bad_input_and_old_go(ip: InteractiveShell, monkeypatch: pytest.MonkeyPa
         ip.run_line_magic("gotrace", "old --freeze")
     handle = ip.run_line_magic("gotrace", "old --flight 5")
     assert handle.mode == "stream" and "streaming the trace instead" in handle.notes[0]
-    with pytest.raises(UsageError, match="already has a stream trace running"):
-        ip.run_line_magic("gotrace", "old --duration 1")
+    for busy in ("old --duration 1", f"--file {__file__} --name old"):
+        with pytest.raises(UsageError, match="already has a stream trace running"):
+            ip.run_line_magic("gotrace", busy)
+    assert "old" in goleak_magic.session().targets  # refused, not dropped
     old = goleak_magic.session().targets["old"]
     wait_for(lambda: any(ln.startswith("created=") for ln in old.log_lines(50, "stdout")),
              what="spawn's report")  # fmt: skip

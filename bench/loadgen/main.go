@@ -1,7 +1,8 @@
 // loadgen is the closed-loop HTTP client of the benches: -c clients, each sending GET
 // -url again as soon as its last answer came, for -warm (not counted) then -d. It prints
-// "served=N errors=E" for the -d part. Any HTTP answer counts as served: leakyservice's
-// 504 is its handler running to the end, which is the work being measured.
+// "served=N ok=K errors=E" for the -d part: served is every HTTP answer (leakyservice's
+// 504 is its handler running to its timeout), ok the 2xx among them, so a slowed service
+// that answers 504 where it answered 200 shows in ok.
 package main
 
 import (
@@ -30,7 +31,7 @@ func main() {
 		Transport: &http.Transport{MaxIdleConnsPerHost: *clients},
 	}
 	var counting, stop atomic.Bool
-	var served, errs atomic.Int64
+	var served, ok, errs atomic.Int64
 	var wg sync.WaitGroup
 	for range *clients {
 		wg.Add(1)
@@ -38,16 +39,22 @@ func main() {
 			defer wg.Done()
 			for !stop.Load() {
 				resp, err := client.Get(*url)
+				good := false
 				if err == nil {
+					good = resp.StatusCode/100 == 2
 					io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
 				}
 				if !counting.Load() || stop.Load() {
 					continue
 				}
-				if err != nil {
+				switch {
+				case err != nil:
 					errs.Add(1)
-				} else {
+				case good:
+					served.Add(1)
+					ok.Add(1)
+				default:
 					served.Add(1)
 				}
 			}
@@ -57,7 +64,7 @@ func main() {
 	counting.Store(true)
 	time.Sleep(*dur)
 	stop.Store(true)
-	n, e := served.Load(), errs.Load()
+	n, k, e := served.Load(), ok.Load(), errs.Load()
 	wg.Wait()
-	fmt.Printf("served=%d errors=%d\n", n, e)
+	fmt.Printf("served=%d ok=%d errors=%d\n", n, k, e)
 }

@@ -144,7 +144,7 @@ type converter struct {
 	clockTrace  trace.Time
 	clockWallNs int64
 
-	busySince time.Time // the last read or flush (see FlushInterval)
+	busySince time.Time // the last flush (see FlushInterval; the last read is count.readAt)
 	writeErr  error     // a failed write of the output, which ends the conversion
 }
 
@@ -152,9 +152,10 @@ type converter struct {
 // events so far to the converter with a flush mark (see FlushInterval). It runs on the
 // parser's goroutine.
 type countingReader struct {
-	r  io.Reader
-	n  atomic.Int64
-	ps *parse
+	r      io.Reader
+	n      atomic.Int64
+	readAt atomic.Int64 // when the last read returned (unix ns): a live stream waits in it
+	ps     *parse
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
@@ -163,6 +164,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 	}
 	n, err := c.r.Read(p)
 	c.n.Add(int64(n))
+	c.readAt.Store(time.Now().UnixNano())
 	return n, err
 }
 
@@ -230,8 +232,15 @@ type parse struct {
 	pending []trace.Event
 }
 
-// send hands over the pending events (and a flush mark); false once the converter stopped.
+// send hands over the pending events (and a flush mark); false once the converter
+// stopped. (A read already waiting on a live input when the converter stops is left
+// to end with that input; tracecv's process exits then anyway.)
 func (p *parse) send(flush bool) bool {
+	select {
+	case <-p.stop: // checked first: with room in out as well, select would pick at random
+		return false
+	default:
+	}
 	if len(p.pending) == 0 && !flush {
 		return true
 	}
@@ -298,7 +307,6 @@ func (c *converter) read() (err error) {
 			if err := c.flushPending(); err != nil {
 				return err
 			}
-			c.busySince = time.Now()
 		}
 		if b.err != nil {
 			if errors.Is(b.err, io.EOF) {
@@ -310,9 +318,19 @@ func (c *converter) read() (err error) {
 	return nil
 }
 
+// busyFor is the time since the last flush or the last read, whichever is later (the
+// wait for a live stream's next generation is not busy time).
+func (c *converter) busyFor() time.Duration {
+	since := c.busySince
+	if at := time.Unix(0, c.count.readAt.Load()); at.After(since) {
+		since = at
+	}
+	return time.Since(since)
+}
+
 func (c *converter) event(ev trace.Event) error {
 	c.sum.Events++
-	if c.sum.Events%flushCheckEvents == 0 && time.Since(c.busySince) >= FlushInterval {
+	if c.sum.Events%flushCheckEvents == 0 && c.busyFor() >= FlushInterval {
 		if err := c.flushPending(); err != nil {
 			return err
 		}

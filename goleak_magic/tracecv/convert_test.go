@@ -155,6 +155,32 @@ func TestRowsWhileStreaming(t *testing.T) {
 	}
 }
 
+// A live stream waits in the read for its next generation; that wait is not time spent
+// converting, so it must not flush the next generation's first rows apart from the rest.
+func TestWaitForInputSplitsNothing(t *testing.T) {
+	data := record(t, 500)
+	rowFrames := func(out []byte) int {
+		f := frames(t, out)
+		return len(f[frameCreations]) + len(f[frameTransitions])
+	}
+	want := rowFrames(convert(t, data))
+	in, w := io.Pipe()
+	go func() {
+		cut := len(data) - 3000
+		w.Write(data[:cut])
+		time.Sleep(FlushInterval + 200*time.Millisecond) // the runtime's next generation
+		w.Write(data[cut:])
+		w.Close()
+	}()
+	var out bytes.Buffer
+	if err := Convert(in, &out, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := rowFrames(out.Bytes()); got != want {
+		t.Fatalf("%d row frames with a wait for input, %d without", got, want)
+	}
+}
+
 func TestGarbageAndUnsupported(t *testing.T) {
 	s := summary(t, convert(t, []byte("not a trace at all, just text\n")))
 	if s.Error == "" || s.Events != 0 {
@@ -181,8 +207,16 @@ func FuzzConvert(f *testing.F) {
 
 // The converter against its bound, the x/exp parser alone, on one recorded trace:
 // go test -run - -bench . ./goleak_magic/tracecv (bench/RESULTS.md quotes both).
+var benchTrace = sync.OnceValue(func() []byte {
+	var buf bytes.Buffer
+	if err := sample.Record(&buf, 100_000); err != nil {
+		panic(err)
+	}
+	return buf.Bytes()
+})
+
 func BenchmarkConvert(b *testing.B) {
-	data := record(b, 100_000)
+	data := benchTrace()
 	var events int64
 	for b.Loop() {
 		var out countingWriter
@@ -195,7 +229,7 @@ func BenchmarkConvert(b *testing.B) {
 }
 
 func BenchmarkParseOnly(b *testing.B) {
-	data := record(b, 100_000)
+	data := benchTrace()
 	var events int64
 	for b.Loop() {
 		tr, err := xtrace.NewReader(bytes.NewReader(data))

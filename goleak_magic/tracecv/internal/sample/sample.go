@@ -36,5 +36,6 @@ func Record(w io.Writer, n int) error {
 	mu.Unlock()
 	wg.Wait()
 	trace.Stop()
+	close(keep) // the parked ones end, so repeated recordings (benchmarks) do not pile up
 	return nil
 }
