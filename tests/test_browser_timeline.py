@@ -59,6 +59,11 @@ def test_box_select_the_climb_of_a_traced_leak_lists_its_go_statement(
         tm = model.ms(c["time"])
         leaks = tm[(c["site"] == leak_site).to_numpy()]
         climbs = [i for i, k in enumerate(spikes["kind"]) if k == "climb"]
+        counts = t.tables["sched"].frame()["goroutines"]
+        assert climbs, (  # what the detector saw, should this ever fail again
+            f"no climb in {spikes['kind']}; sched goroutines ({counts.notna().sum()} of "
+            f"{len(counts)} known): {counts.tolist()}"
+        )
         # the climb the trace watched (a loaded machine can split the run into several)
         i = max(
             climbs,
