@@ -296,9 +296,11 @@ class GoTrace:
             return self._landed(tt)
 
     def arm(self) -> None:
-        """Freeze once when the goroutine count spikes (``spike_rule``)."""
+        """Freeze once when the goroutine count spikes (``spike_rule``); again after a
+        spike, for the next one (``spike`` then starts empty)."""
         if self._watch is not None and self._watch.running:
             return
+        self.spike = None
         self._watch = SpikeWatch(self)
 
 
@@ -412,6 +414,10 @@ def start(
     instead, with a note saying so."""
     _positive(duration, "duration (--duration)")
     _positive(flight, "flight (--flight)")
+    prev = target.gotrace
+    if on_spike and flight is None and prev is not None and prev.running and prev.mode == "flight":
+        prev.arm()  # its recorder runs: watch for the next spike
+        return prev
     if on_spike and flight is None:
         raise GoleakError(
             "on_spike (--on-spike) freezes the flight recorder: add flight (--flight "

@@ -480,7 +480,7 @@ class GoleakMagics(Magics):
     @argument(
         "--on-spike",
         action="store_true",
-        help="with --flight: freeze once when the goroutine count spikes (the rule is above)",
+        help="with --flight (or on a running one): freeze at the next spike (rule above)",
     )
     @argument(
         "--metrics",
@@ -519,7 +519,8 @@ class GoleakMagics(Magics):
         ``--on-spike`` freezes it once, by itself, when the live goroutine count (polled
         every 0.2 s through runtime/metrics) rises at least max(10, half the median of
         the last 5 s) above that median; the handle then says how long after the spike
-        the table was there. ``--metrics MS`` fills the ``metrics`` table (per-state
+        the table was there. ``%gotrace N --on-spike`` on a running recorder arms it
+        again, for the next spike. ``--metrics MS`` fills the ``metrics`` table (per-state
         counts, Go 1.26+) that the timeline's counts panel draws.
 
         ``--url`` reads a live service's own /debug/pprof/trace for ``--duration`` seconds

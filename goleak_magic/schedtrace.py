@@ -204,6 +204,17 @@ class SchedTraceParser:
         self._end_tick(out)
         return out
 
+    def end(self) -> Parsed:
+        """At the end of a running program's output (it exited or was stopped): as
+        ``flush``, but an open scheddetail tick is dropped, not recorded. The end may
+        have cut its G lines (a stop lands mid-print often enough: the runtime writes a
+        field per write(2)), and a cut tick would read as a fall in the count."""
+        if self._detail:
+            self._tick, self._detail = None, False
+            self._g.clear()
+            self._p_runq = []
+        return self.flush()
+
     def _hand_over_tail(self, out: Parsed) -> None:
         if self._tail:
             text = b"\n" + self._tail + b"\n"

@@ -364,8 +364,9 @@ class Session:
         its agent, in the background: streamed for ``duration`` seconds (None: until
         ``stop_gotrace``), or with ``flight`` a flight recorder holding that many seconds,
         frozen by ``gotrace_freeze`` or, with ``on_spike``, at the first spike of the
-        goroutine count. Rows land in ``targets[name].creations`` (``source`` "trace")
-        and ``.transitions``. ``save`` also keeps the raw stream there."""
+        goroutine count (``on_spike`` alone on a running recorder: at the next spike).
+        Rows land in ``targets[name].creations`` (``source`` "trace") and
+        ``.transitions``. ``save`` also keeps the raw stream there."""
         target = self.get(name)
         handle = gotrace.start(
             target, duration=duration, flight=flight, on_spike=on_spike,

@@ -239,7 +239,7 @@ class Target(Record):
             self._record(parser, parser.feed(chunk) if chunk else parser.idle())
 
         self._pump(self._proc.stderr.fileno(), on_data, idle)
-        self._record(parser, parser.flush())
+        self._record(parser, parser.end())
 
     def _record(self, parser: SchedTraceParser, parsed: Parsed) -> None:
         if parsed.other:

@@ -191,6 +191,12 @@ def test_flight_recorder_on_spike_and_freeze_on_burstyservice(
     assert "the window's table was there" in handle.summary()
     rows = ip.run_line_magic("gotrace", "bs --freeze")  # by hand, a few seconds later
     assert creations.sites(rows).iloc[0]["site"] == burst
+    first = handle.spike
+    assert ip.run_line_magic("gotrace", "bs --on-spike") is handle  # armed again
+    wait_for(lambda: handle.spike is not None and (handle.spike.ready_s or handle.spike.error),
+             timeout=30, what="the next spike's freeze", show=lambda: handle.spike)  # fmt: skip
+    assert handle.spike.error is None and handle.spike.at > first.at
+    assert handle.sites().iloc[0]["site"] == burst
     c = s.targets["bs"].creations
     assert c["new_goid"].is_unique  # overlapping windows land once
     ip.run_line_magic("gotrace", "--stop bs")

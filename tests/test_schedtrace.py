@@ -463,6 +463,27 @@ def test_truncated_last_line_is_handled_at_flush() -> None:
     assert rows(tail) == rows(read_fixture(data[:last]))[-1:]
 
 
+def test_a_programs_end_drops_its_open_detail_tick() -> None:
+    # A stop lands while the runtime prints a tick's G lines: that tick is not a row
+    # (its count would read as a fall); the ticks before it are whole.
+    data = load("schedtrace_detail_leakyservice_go1.27.3.txt")
+    last = data.rindex(b"\nSCHED ") + 1
+    g_lines = [m.start() for m in re.finditer(rb"\n  G", data[last:])]
+    cut = data[: last + g_lines[len(g_lines) // 2] + 1]  # half of the last tick's G lines
+    whole = parse([data])
+    p = SchedTraceParser()
+    out = p.feed(cut)
+    assert len(out.sched) == len(whole.sched) - 1
+    out.extend(p.end())
+    assert not p.pending and rows(out) == rows(whole)[:-1]
+    assert waits_by_tick(out) == waits_by_tick(whole)[:-1]
+    p = SchedTraceParser()  # flush (a file's end) still records it, as far as it goes
+    flushed = p.feed(cut)
+    flushed.extend(p.flush())
+    assert len(flushed.sched) == len(whole.sched)
+    assert flushed.sched[-1]["goroutines"] < whole.sched[-1]["goroutines"]
+
+
 def test_cut_plain_sched_line_at_flush_gives_a_partial_row() -> None:
     data = load("schedtrace_go1.27.3.txt")
     start = data.rindex(b"SCHED ", 0, len(data) - 1)
