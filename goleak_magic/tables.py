@@ -9,7 +9,9 @@ sched       one row per ``SCHED`` line of ``GODEBUG=schedtrace``
             local_runq          sum of the per-P local run queues
             runq_per_p          tuple of per-P local run-queue lengths
             with --detail (scheddetail=1), aggregated from that tick's G lines (the
-            row is added when the next SCHED line starts: one interval after the tick):
+            row is added when the next SCHED line starts: one interval after the tick;
+            the tick a program was printing when it ended is not a row, as its end may
+            have cut the G lines):
             goroutines          live goroutines (every G not idle, dead or dead-extra)
             g_runnable, g_running, g_syscall, g_waiting, g_leaked   per-state counts
             g_other             G lines whose status is none of the above (kept, not dropped)
