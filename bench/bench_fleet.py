@@ -64,17 +64,23 @@ def timed(rows: list[dict[str, object]]) -> tuple[float, int]:
 
 
 def rss_kib(field: str) -> int:
+    """``VmRSS`` / ``VmHWM`` of this process, in KiB."""
     with open("/proc/self/status") as f:
         line = next(ln for ln in f if ln.startswith(field + ":"))
     return int(line.split()[1])
+
+
+def reset_peak() -> None:
+    """Start VmHWM again from the current RSS (Linux: clear_refs 5)."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
 
 
 def measured(rows: list[dict[str, object]]) -> tuple[pd.DataFrame, int, int, int]:
     """(frame, tracemalloc peak, Arrow pool peak growth, peak RSS growth), in bytes."""
     pool = pa.default_memory_pool()
     arrow0 = pool.bytes_allocated()
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")  # resets VmHWM to the current RSS
+    reset_peak()
     rss0 = rss_kib("VmRSS")
     tracemalloc.start()
     snap = snapshot_fleet(rows, steady=None)

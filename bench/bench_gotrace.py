@@ -55,19 +55,30 @@ def untraced(binary: Path, n: int) -> float:
     return took(out)
 
 
+def with_agent(
+    binary: Path, args: list[str], log: Path, ready: str = ""
+) -> tuple[subprocess.Popen[bytes], Path]:
+    """``binary args`` with its agent on a private socket, its output into ``log``;
+    returns once the socket is there and ``log`` holds ``ready``."""
+    sock = Path(tempfile.mkdtemp(prefix="bench-agent-")) / "agent.sock"
+    with open(log, "wb") as f:
+        prog = process.spawn([str(binary), *args], stdout=f, stderr=subprocess.STDOUT,
+                             env={**os.environ, "GOLEAK_MAGIC_AGENT": str(sock)})  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not (sock.exists() and ready in log.read_text()):
+        if prog.poll() is not None or time.monotonic() > deadline:
+            prog.kill()
+            prog.wait()
+            raise SystemExit(f"{binary.name} did not start: {log.read_text()[-500:]}")
+        time.sleep(0.01)
+    return prog, sock
+
+
 def gotrace(binary: Path, n: int, workdir: Path) -> tuple[float, float, float, Path]:
     """(per creation end to end, spawn's traced creation time, stop-to-DataFrame, raw)."""
-    sock = Path(tempfile.mkdtemp(prefix="bench-gotrace-")) / "agent.sock"
     log = workdir / "spawn.out"
-    with open(log, "wb") as f:
-        prog = process.spawn(
-            [str(binary), "-n", str(n), "-delay", "2s"],
-            env={**os.environ, "GOLEAK_MAGIC_AGENT": str(sock)}, stdout=f,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+    prog, sock = with_agent(binary, ["-n", str(n), "-delay", "2s"], log)
     try:
-        while not sock.exists():
-            time.sleep(0.01)
         raw = workdir / "spawn.trace"
         cap = exectrace.stream(sock, save=raw)
         while "created=" not in log.read_text():

@@ -21,7 +21,7 @@ process's, from /proc/self/status.
 from __future__ import annotations
 
 import argparse
-import subprocess
+import os
 import sys
 import tempfile
 import threading
@@ -29,7 +29,8 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_gotrace import SITE, took, untraced  # bench/ is the script's folder, on sys.path
+from bench_fleet import reset_peak, rss_kib  # bench/ is the script's folder, on sys.path
+from bench_gotrace import SITE, took, untraced
 from bench_snapshot import leaky_count
 
 from goleak_magic import build
@@ -38,20 +39,7 @@ from goleak_magic.settings import Settings
 from goleak_magic.target import Target
 from goleak_magic.tools import find_go, go_version
 
-MB = 1024  # /proc/self/status counts kB
-
-
-def status_kb(field: str) -> int:
-    """``VmRSS`` / ``VmHWM`` of this process, in kB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1])
-    raise SystemExit(f"/proc/self/status has no {field}")
-
-
-def reset_peak() -> None:
-    """Start VmHWM again from the current RSS (Linux: clear_refs 5)."""
-    Path("/proc/self/clear_refs").write_text("5")
+MB = 1024  # /proc/self/status counts KiB
 
 
 def sample(t: Target, seconds: float, every: float, label: str) -> list[float]:
@@ -60,7 +48,7 @@ def sample(t: Target, seconds: float, every: float, label: str) -> list[float]:
     out: list[float] = []
     t0 = time.monotonic()
     while True:
-        rss = status_kb("VmRSS") / MB
+        rss = rss_kib("VmRSS") / MB
         out.append(rss)
         c, tr = t.tables["creations"], t.tables["transitions"]
         print(f"  {label} {time.monotonic() - t0:6.0f} s  RSS {rss:7.1f} MB  creations kept "
@@ -85,11 +73,11 @@ def soak(sess: Session, a: argparse.Namespace) -> None:
     reset_peak()
     handle = sess.gotrace(t.name)
     series = sample(t, a.soak_minutes * 60, a.every, "traced  ")
-    peak = status_kb("VmHWM") / MB
+    peak = rss_kib("VmHWM") / MB
     t0 = time.perf_counter()
     sess.stop_gotrace(t.name)
     stop_s = time.perf_counter() - t0
-    after = status_kb("VmRSS") / MB
+    after = rss_kib("VmRSS") / MB
     c, tr = t.tables["creations"], t.tables["transitions"]
     s = handle.result.summary if handle.result is not None else {}
     print(f"soak result: {handle.summary()}")
@@ -110,7 +98,7 @@ def soak(sess: Session, a: argparse.Namespace) -> None:
     print(f"  converter: {s.get('events', 0):,} events (a stream's rows go only to the "
           "tables above: the converter keeps no copy)")  # fmt: skip
     print(f"  stop_gotrace {stop_s:.1f} s; RSS after stop {after:.1f} MB, VmHWM through the "
-          f"stop {status_kb('VmHWM') / MB:.1f} MB", flush=True)  # fmt: skip
+          f"stop {rss_kib('VmHWM') / MB:.1f} MB", flush=True)  # fmt: skip
     sess.forget(t.name)  # stops it; its tables go before the big part
 
 
@@ -122,7 +110,7 @@ def big(sess: Session, a: argparse.Namespace) -> None:
     plain_wall = time.perf_counter() - t0
     t = sess.launch("example:spawn", name="big", args=["-n", str(a.big), "-delay", "2s"])
     reset_peak()
-    base = status_kb("VmRSS")
+    base = rss_kib("VmRSS")
     handle = sess.gotrace(t.name)
     started = time.perf_counter()
     stopped: list[float] = []
@@ -144,7 +132,7 @@ def big(sess: Session, a: argparse.Namespace) -> None:
         raise SystemExit(f"the trace of spawn -n {a.big} did not end in 30 min")
     done = time.perf_counter()
     stopper.join()
-    grew = (status_kb("VmHWM") - base) / MB
+    grew = (rss_kib("VmHWM") - base) / MB
     line = next((ln for ln in t.log_lines(50, "stdout") if "created=" in ln), None)
     if line is None or not stopped:
         raise SystemExit(f"spawn -n {a.big} did not report its creations: {t.logs(5)}")
@@ -181,8 +169,7 @@ def main() -> int:
     ap.add_argument("--max-rows", type=int, default=100_000, help="Settings.max_rows")
     a = ap.parse_args()
     go = find_go()
-    load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    print(f"{go_version(go)}; {load}", flush=True)
+    print(f"{go_version(go)}; load average {os.getloadavg()[0]:.1f}", flush=True)
     sess = Session(Settings(max_rows=a.max_rows))
     try:
         if a.soak_minutes > 0:
@@ -191,8 +178,7 @@ def main() -> int:
             big(sess, a)
     finally:
         sess.close()
-    load = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    print(f"done; {load}")
+    print(f"done; load average {os.getloadavg()[0]:.1f}")
     return 0
 
 

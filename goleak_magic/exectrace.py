@@ -299,12 +299,11 @@ class _Reader:
             names = self.columns["T"]
             mine = np.isin(block[names.index("stack_id")], self.stacks.agent)
             self.agent_goids.update(block[names.index("goid")][mine].tolist())
+        self.rows[kind] += block.shape[1]
         if self.on_chunk is not None:  # the rows go there only
-            self.rows[kind] += block.shape[1]
             return
         chunks = self.chunks[kind]
         chunks.append(block)
-        self.rows[kind] += block.shape[1]
         while self.rows[kind] > self.max_rows and len(chunks) > 1:
             n = chunks.popleft().shape[1]
             self.rows[kind] -= n

@@ -12,9 +12,10 @@ Landing: a converted trace's creations join the target's ``creations`` (``source
 stack ids are interned through the target's ``Stacks`` (shared with ``%dlvtrace``), so
 one ``stack_id`` is one stack on the target whichever source saw it. A stream's (or a
 URL's) rows land as the converter writes them out, within about a second of the runtime
-emitting them, so ``%goleak timeline N --live`` shows them while the trace runs; its end
-(``--stop``, ``--duration``, the program's exit) lands what was not in yet and sets the
-whole capture as the trace's window. A flight recorder's rows land at each freeze.
+emitting them, so ``%goleak timeline N --live`` shows them while the trace runs; at its
+end (``--stop``, ``--duration``, the program's exit) the trace's window is the rows it
+landed that the target's bounded table still holds. A flight recorder's rows land at each
+freeze.
 
 The spike rule (``--on-spike``): the live goroutine count, polled every ``SPIKE_POLL_S``
 through the agent's runtime/metrics, rises at least max(``analysis.MIN_RISE``, half the
@@ -414,11 +415,11 @@ def start(
     instead, with a note saying so."""
     _positive(duration, "duration (--duration)")
     _positive(flight, "flight (--flight)")
-    prev = target.gotrace
-    if on_spike and flight is None and prev is not None and prev.running and prev.mode == "flight":
-        prev.arm()  # its recorder runs: watch for the next spike
-        return prev
     if on_spike and flight is None:
+        prev = target.gotrace
+        if prev is not None and prev.running and prev.mode == "flight":
+            prev.arm()  # its recorder runs: watch for the next spike
+            return prev
         raise GoleakError(
             "on_spike (--on-spike) freezes the flight recorder: add flight (--flight "
             "SECONDS), e.g. --flight 10 --on-spike."

@@ -253,15 +253,18 @@ func (p *parse) send(flush bool) bool {
 	}
 }
 
+// malformed turns a panic of the parser's (on either goroutine: events are read lazily)
+// on malformed input into an error; call it deferred.
+func malformed(err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("the trace parser failed on malformed data: %v", r)
+	}
+}
+
 func (p *parse) run(in *countingReader) {
 	defer close(p.out)
 	err := func() (err error) {
-		// the parser's panics on malformed input become errors
-		defer func() {
-			if r := recover(); r != nil {
-				err = fmt.Errorf("the trace parser failed on malformed data: %v", r)
-			}
-		}()
+		defer malformed(&err)
 		tr, err := trace.NewReader(in)
 		if err != nil {
 			return err
@@ -292,11 +295,7 @@ func (c *converter) read() (err error) {
 	c.count.ps = ps
 	defer close(ps.stop) // a parser still sending gives up
 	go ps.run(c.count)
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("the trace parser failed on malformed data: %v", p)
-		}
-	}()
+	defer malformed(&err)
 	for b := range ps.out {
 		for _, ev := range b.events {
 			if err := c.event(ev); err != nil {
