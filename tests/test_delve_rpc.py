@@ -25,8 +25,13 @@ def spawn_bin(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def halted(spawn_bin: Path, tmp_path: Path) -> Iterator[dlv.DlvServer]:
-    """dlv exec of spawn -n 30 (parks its goroutines forever), halted at entry."""
+def halted(
+    spawn_bin: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dlv.DlvServer]:
+    """dlv exec of spawn -n 30 (parks its goroutines forever), halted at entry. One P,
+    so a stop holds one hit: with two, two goroutines can reach main.park together (a
+    fresh-clone CI run saw it)."""
+    monkeypatch.setenv("GOMAXPROCS", "1")  # dlv passes its environment to the program
     srv = dlv.exec_binary(spawn_bin, ["-n", "30"], workdir=tmp_path)
     yield srv
     srv.close()
